@@ -1,0 +1,6 @@
+"""Entry point: ``python cli.py fit --config configs/dcgan_mnist.yaml`` (same as the ``gan-modules`` command)."""
+
+from gan_modules.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Fixed-input sample grids during training and image files from ``predict``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+
+def run_dir(trainer: L.Trainer) -> Path:
+    """The run's directory: the logger's version folder, else ``default_root_dir``."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def to_unit(images: Tensor) -> Tensor:
+    return (images.detach().float().cpu() + 1) / 2  # [-1, 1] -> [0, 1]
+
+
+def log_image_to_loggers(trainer: L.Trainer, key: str, grid: Tensor, step: int) -> None:
+    """Sends a (C, H, W) grid in [0, 1] to every logger that takes images (W&B, TensorBoard)."""
+    for logger in trainer.loggers:
+        name = type(logger).__name__
+        if name == "WandbLogger":
+            logger.log_image(key=key, images=[grid], step=step)
+        elif name == "TensorBoardLogger":
+            logger.experiment.add_image(key, grid, global_step=step)
+
+
+class SampleGrid(L.Callback):
+    """Writes a grid of samples from fixed inputs as PNG under ``<run dir>/samples/`` every
+    ``every_n_generator_steps`` generator steps and at the end of training, and logs it to image-capable loggers.
+
+    Args:
+        every_n_generator_steps: interval in generator steps (0 disables the periodic grids).
+        num_samples: images in the grid.
+        use_ema: sample from the EMA generator when the model has one.
+    """
+
+    def __init__(self, every_n_generator_steps: int = 500, num_samples: int = 64, use_ema: bool = True):
+        self.every = every_n_generator_steps
+        self.num_samples = num_samples
+        self.use_ema = use_ema
+        self._last_written = -1
+
+    @rank_zero_only
+    def write(self, trainer: L.Trainer, pl_module: Any, tag: str) -> Path | None:
+        if not hasattr(pl_module, "sample_grid"):
+            return None
+        images, nrow = pl_module.sample_grid(self.num_samples)
+        grid = make_grid(to_unit(images), nrow=nrow, padding=2, pad_value=1.0)
+        out = run_dir(trainer) / "samples" / f"{tag}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.png")
+        save_image(grid, tmp)
+        os.replace(tmp, out)
+        log_image_to_loggers(trainer, "samples", grid, step=pl_module.generator_steps)
+        self._last_written = pl_module.generator_steps
+        return out
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = getattr(pl_module, "generator_steps", 0)
+        if self.every and step > 0 and step % self.every == 0 and step != self._last_written:
+            self.write(trainer, pl_module, f"step_{step:07d}")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.write(trainer, pl_module, "final")
+
+
+class GeneratedImageWriter(BasePredictionWriter):
+    """Writes what ``predict_step`` returns: one PNG per image (for external FID tools) and a ``grid.png``.
+
+    ``predict_step`` returns ``{"images": (N, C, H, W) in [-1, 1], "index": (N,)}`` and optionally ``"names"``
+    (file names to keep, for translation) and ``"grid"`` (a comparison image per item).
+
+    Args:
+        output_dir: where to write (default: ``<run dir>/predictions``). Names cannot escape it.
+        grid_size: images in ``grid.png`` (0: no grid).
+    """
+
+    def __init__(self, output_dir: str | None = None, grid_size: int = 64):
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+        self.grid_size = grid_size
+        self._grid: list[Tensor] = []
+
+    def _dir(self, trainer: L.Trainer) -> Path:
+        return Path(self.output_dir) if self.output_dir else run_dir(trainer) / "predictions"
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        out = self._dir(trainer).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        images = to_unit(prediction["images"])
+        names = prediction.get("names") or [f"{int(i):06d}.png" for i in prediction["index"]]
+        for img, name in zip(images, names):
+            target = (out / Path(str(name)).name).with_suffix(".png")  # .name: never escape output_dir
+            save_image(img, target)
+        if "grid" in prediction:
+            (out / "comparisons").mkdir(exist_ok=True)
+            for row, name in zip(to_unit(prediction["grid"]), names):
+                save_image(row, (out / "comparisons" / Path(str(name)).name).with_suffix(".png"))
+        need = self.grid_size - sum(len(g) for g in self._grid)
+        if need > 0:
+            self._grid.append(images[:need])
+
+    def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        self._grid = []
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        if self._grid and trainer.is_global_zero:
+            grid = torch.cat(self._grid)
+            nrow = max(1, int(len(grid) ** 0.5))
+            save_image(make_grid(grid, nrow=nrow, padding=2, pad_value=1.0), self._dir(trainer) / "grid.png")

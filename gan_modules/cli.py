@@ -1,0 +1,67 @@
+"""The ``gan-modules`` command (same as ``python cli.py``): LightningCLI with fit / validate / test / predict.
+
+Every variant in ``gan_modules`` and every datamodule in ``datamodules`` is selectable by ``class_path`` (or its
+class name). The datamodule's ``image_size``, ``channels`` and ``num_classes`` are linked into the model, so they
+are never typed twice. Training length is ``--model.init_args.max_generator_steps`` (generator steps, as papers
+count them); ``--trainer.max_steps`` counts every optimizer step of both networks and is refused alongside it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+import datamodules  # noqa: F401  (registers the datamodule classes for class-name resolution)
+from datamodules import DataError, ImageDataModule
+
+from . import MODELS  # noqa: F401  (imports every variant)
+from .base import AdversarialModule
+from .callbacks import GeneratedImageWriter, SampleGrid
+from .errors import CheckpointError, ConfigError
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError)
+
+
+class GANCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        for attr in ("image_size", "channels", "num_classes"):
+            parser.link_arguments(f"data.{attr}", f"model.init_args.{attr}", apply_on="instantiate")
+        parser.add_lightning_class_args(SampleGrid, "sample_grid")
+        parser.add_lightning_class_args(GeneratedImageWriter, "predict_writer")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        init = cfg.get("model", {}).get("init_args", {}) or {}
+        trainer = cfg.get("trainer", {})
+        if init.get("max_generator_steps") is not None:
+            if trainer.get("max_steps", -1) not in (-1, None):
+                raise ConfigError(
+                    "set either model.init_args.max_generator_steps (generator steps, what papers count) or "
+                    "trainer.max_steps (every optimizer step of both networks, Lightning #17958), not both"
+                )
+            if trainer.get("max_epochs") is None:
+                trainer["max_epochs"] = -1  # the generator-step budget decides when to stop
+
+
+def main(args: list[str] | None = None) -> GANCLI | None:
+    try:
+        return GANCLI(
+            AdversarialModule,
+            ImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except USER_ERRORS as err:
+        print(f"gan-modules: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
