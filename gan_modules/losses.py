@@ -14,6 +14,8 @@ from typing import Callable, NamedTuple
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import ConfigError
+
 
 # --- discriminator / critic objectives (minimized) -------------------------------------------------------------
 def d_logistic(real: Tensor, fake: Tensor) -> Tensor:
@@ -69,12 +71,12 @@ def get_loss(name: str) -> AdversarialLoss:
     """Looks up an adversarial loss by name.
 
     Raises:
-        ValueError: one line naming the unknown loss and the valid choices.
+        ConfigError: one line naming the unknown loss and the valid choices.
     """
     try:
         return LOSSES[name]
     except KeyError:
-        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(sorted(LOSSES))}") from None
+        raise ConfigError(f"unknown loss {name!r}: choose one of {', '.join(sorted(LOSSES))}") from None
 
 
 def d_real_fake_scores(real: Tensor, fake: Tensor) -> dict[str, Tensor]:

@@ -1,0 +1,130 @@
+"""CIFAR-10, read from torchvision's pickle layout (``<data_dir>/cifar-10-batches-py``) into one uint8 tensor."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .base import InMemoryImageDataModule, random_split
+from .errors import DataError
+from .transforms import ResizeMode
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST = ("test_batch",)
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> images (N, 3, 32, 32) uint8, labels (N,) int64.
+
+    Pickle can run code: read only files you trust (torchvision reads these files the same way).
+    """
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    except Exception as err:  # noqa: BLE001 - truncated pickle, wrong file, wrong shape
+        raise DataError(
+            f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); delete {path.parent} and "
+            f"extract {CIFAR10_URL} again (or pass --data.download true)"
+        ) from None
+    if len(images) != len(labels):
+        raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels; extract the archive again")
+    return images, labels
+
+
+class CIFAR10DataModule(InMemoryImageDataModule):
+    """CIFAR-10: 60,000 32x32 colour images in 10 classes (50k train, 10k test).
+
+    Train = the 50k train batches minus a random val split (``val_fraction=0.1`` -> 45,000 / 5,000, seeded by
+    ``split_seed``); test = the official 10k test batch. Files are looked for in ``<data_dir>/cifar-10-batches-py``
+    (torchvision's layout) or directly in ``data_dir``; with ``download=True`` torchvision downloads and checks the
+    archive (in ``prepare_data``). The batches are read here, not by torchvision, so no network is touched when
+    ``download`` is false.
+
+    Dataset: CIFAR-10 (A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009); no licence is
+    stated: cite the report.
+
+    Args:
+        data_dir: torchvision root; default ``./data/cifar10``.
+        download: download with torchvision when the batches are missing.
+        image_size: ``None`` = 32.
+        channels: ``None`` = 3; 1 converts to luma.
+        resize_mode: ``resize`` or ``pad``.
+        val_fraction: share of the 50k train split held out for val.
+        **kwargs: the other arguments of ``ImageDataModule``.
+    """
+
+    native_size: ClassVar[int] = 32
+    native_channels: ClassVar[int] = 3
+    native_num_classes: ClassVar[int | None] = 10
+    default_data_dir: ClassVar[str | None] = "./data/cifar10"
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        download: bool = False,
+        image_size: int | None = None,
+        channels: int | None = None,
+        resize_mode: ResizeMode = "resize",
+        val_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir,
+            image_size=image_size,
+            channels=channels,
+            resize_mode=resize_mode,
+            val_fraction=val_fraction,
+            **kwargs,
+        )
+        self.download = download
+
+    def find_folder(self) -> Path | None:
+        assert self.data_dir is not None
+        for folder in (self.data_dir / CIFAR10_FOLDER, self.data_dir):
+            if all((folder / name).is_file() for name in CIFAR10_TRAIN + CIFAR10_TEST):
+                return folder
+        return None
+
+    def _missing_error(self, extra: str = "") -> DataError:
+        return DataError(
+            f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, or extract "
+            f"{CIFAR10_URL} into {self.data_dir}"
+        )
+
+    def _download(self) -> None:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(root=str(self.data_dir), train=True, download=True)
+        except Exception as err:  # noqa: BLE001 - offline, proxy, checksum, disk full: one line
+            raise self._missing_error(f"; downloading failed: {str(err).splitlines()[0] if str(err) else err!r}")
+
+    def prepare_data(self) -> None:
+        if self.download and self.find_folder() is None:
+            self._download()
+
+    def load_arrays(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+        folder = self.find_folder()
+        if folder is None and self.download:
+            self._download()
+            folder = self.find_folder()
+        if folder is None:
+            raise self._missing_error()
+        train = [read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
+        images = torch.from_numpy(np.concatenate([x for x, _ in train]))
+        labels = torch.from_numpy(np.concatenate([y for _, y in train]))
+        test_images, test_labels = read_cifar_batch(folder / CIFAR10_TEST[0])
+        splits = random_split(len(images), self.val_fraction, 0.0, self.split_seed)
+        return {
+            "train": (images[splits["train"]], labels[splits["train"]]),
+            "val": (images[splits["val"]], labels[splits["val"]]),
+            "test": (torch.from_numpy(test_images), torch.from_numpy(test_labels)),
+        }

@@ -1,0 +1,206 @@
+"""Any folder of images: LSUN exports, scraped sets, your own data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from . import folder
+from .base import ImageDataModule, random_split
+from .errors import DataError
+from .folder import CheckMode, FolderImageTransform, ImageFileDataset
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Every image under ``data_dir`` (``.jpg .jpeg .png .bmp .webp``, recursive, hidden files skipped).
+
+    Preprocessing: optional square centre crop of ``crop_size``, resize of the shorter side to ``image_size``
+    (antialiased; smaller images are upscaled), centre crop to a square, optional random horizontal flip (train only).
+    Files of mixed modes are converted to ``channels``: gray is repeated to RGB, RGB becomes luma, transparency
+    (RGBA, LA, palette) is composited over white first, CMYK etc. go through PIL's ``convert``.
+
+    Unreadable files: at ``setup`` each file is opened and checked with PIL (``check_images="header"``: header and,
+    for PNG, chunk CRCs; ``"full"`` decodes every pixel, slow but also catches truncated JPEG data; ``"none"``). Bad
+    files are **skipped**, with one warning that counts them and names the first three; if every file is bad, a
+    ``DataError`` names one. A file that passes the check but fails to decode during training raises a ``DataError``
+    naming it. An empty or missing folder raises a ``DataError``.
+
+    Splits are random over the readable files (seeded by ``split_seed``); with ``test_fraction=0`` test is val.
+
+    Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
+
+    Args:
+        data_dir: the folder of images.
+        image_size: ``None`` = 64.
+        channels: ``None`` = 3.
+        use_subfolders_as_classes: each top-level subfolder is a class (sorted names -> labels 0..K-1; batches get
+            ``label`` and ``num_classes`` is K); images directly in ``data_dir`` are then ignored.
+        crop_size: square centre crop before resizing (capped at the shorter side); ``None`` for none.
+        flip: random horizontal flips of train images.
+        check_images: ``header``, ``full`` or ``none`` (see above).
+        val_fraction: share of the images for val.
+        test_fraction: share for test; 0 makes test the val images.
+        num_workers: decoding worker processes.
+        cache_dir: decode and resize every readable image once into a uint8 file in this folder and train from a
+            memory map of it (``datamodules.cache``; fingerprinted by the file list, sizes, mtimes and the
+            transform, so a changed folder or size rebuilds it); flips and normalization then run on the device.
+            None: decode files every epoch.
+        cache_on_gpu: with ``cache_dir``, hold the whole cache on the GPU (batches are then only indices). None:
+            when it takes less than half the free GPU memory.
+        **kwargs: the other arguments of ``ImageDataModule``.
+    """
+
+    native_size: ClassVar[int] = 64
+    native_channels: ClassVar[int] = 3
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        image_size: int | None = None,
+        channels: int | None = None,
+        use_subfolders_as_classes: bool = False,
+        crop_size: int | None = None,
+        flip: bool = False,
+        check_images: CheckMode = "header",
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.0,
+        num_workers: int = 4,
+        cache_dir: str | None = None,
+        cache_on_gpu: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir,
+            image_size=image_size,
+            channels=channels,
+            val_fraction=val_fraction,
+            num_workers=num_workers,
+            **kwargs,
+        )
+        if check_images not in ("header", "full", "none"):
+            raise DataError(f"check_images must be 'header', 'full' or 'none', got {check_images!r}")
+        if crop_size is not None and crop_size < 1:
+            raise DataError(f"crop_size must be a positive number of pixels or null, got {crop_size}")
+        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise DataError(f"need 0 <= test_fraction and val_fraction + test_fraction < 1, got {test_fraction}")
+        self.use_subfolders_as_classes = use_subfolders_as_classes
+        self.crop_size = crop_size
+        self.flip = flip
+        self.check_images = check_images
+        self.test_fraction = test_fraction
+        self.cache_dir = cache_dir
+        self.cache_on_gpu = cache_on_gpu
+        self._device_cache: Tensor | None = None
+        self.class_names: list[str] | None = None
+        if use_subfolders_as_classes:  # num_classes must be known now, before setup
+            root = self._root_or_raise()
+            self.class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if not self.class_names:
+                raise DataError(
+                    f"use_subfolders_as_classes needs one subfolder of images per class in {root}, found none; "
+                    "set --data.use_subfolders_as_classes false"
+                )
+            self.num_classes = len(self.class_names)
+
+    def _root_or_raise(self) -> Path:
+        if self.data_dir is None:
+            raise DataError(f"{type(self).__name__} needs --data.data_dir, the folder of images")
+        if not self.data_dir.is_dir():
+            folder.list_images(self.data_dir)  # raises the "does not exist" / "not a folder" error
+        return self.data_dir
+
+    def image_root(self) -> Path:
+        """The folder to read (CelebA narrows it to ``img_align_celeba``)."""
+        return self._root_or_raise()
+
+    def transform(self, train: bool) -> FolderImageTransform:
+        return FolderImageTransform(self.image_size, self.channels, self.crop_size, flip=self.flip and train)
+
+    def collect_files(self) -> tuple[list[Path], list[int] | None]:
+        """All image paths under ``image_root()`` and, with subfolder classes, their labels."""
+        root = self.image_root()
+        if not self.class_names:
+            paths = folder.list_images(root)
+            if not paths:
+                raise folder.empty_folder_error(root)
+            return paths, None
+        paths, labels = [], []
+        for label, name in enumerate(self.class_names):
+            found = folder.list_images(root / name)
+            if not found:
+                raise DataError(
+                    f"class folder {root / name} has no images ({', '.join(folder.IMAGE_EXTENSIONS)}); add some or "
+                    "remove the folder"
+                )
+            paths += found
+            labels += [label] * len(found)
+        if loose := folder.list_images(root, recursive=False):
+            rank_zero_warn(f"{type(self).__name__}: ignored {len(loose)} images directly in {root} (not in a class)")
+        return paths, labels
+
+    def make_datasets(
+        self, paths: Sequence[Path], labels: Sequence[int] | None, splits: Mapping[str, Sequence[int] | Tensor]
+    ) -> dict[str, Dataset]:
+        """One ``ImageFileDataset`` per split from indices into ``paths``/``labels`` (flips only in train); a test
+        split that *is* the val index object shares the val dataset."""
+        if self.cache_dir is not None:
+            return self._cached_datasets(paths, labels, splits)
+        datasets: dict[str, Dataset] = {}
+        for split, index in splits.items():
+            if split == "test" and index is splits.get("val"):  # test_fraction 0: test is val
+                datasets[split] = datasets["val"]
+                continue
+            index = [int(i) for i in index]
+            split_labels = None if labels is None else [labels[i] for i in index]
+            datasets[split] = ImageFileDataset(
+                [paths[i] for i in index], split_labels, self.transform(split == "train")
+            )
+        return datasets
+
+    # ----------------------------------------------------------------- decoded-image cache (datamodules.cache)
+    def _cached_datasets(
+        self, paths: Sequence[Path], labels: Sequence[int] | None, splits: Mapping[str, Sequence[int] | Tensor]
+    ) -> dict[str, Dataset]:
+        from . import cache
+
+        root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        images = cache.build_or_load(paths, root, self.transform(False), self.cache_dir, self.num_workers)
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        on_gpu = cache.fits_on_device(images, device) if self.cache_on_gpu is None else self.cache_on_gpu
+        if on_gpu and device.type != "cuda":
+            raise DataError("cache_on_gpu needs a CUDA trainer; set --data.cache_on_gpu null or false")
+        self._device_cache = images.to(device) if on_gpu else None
+        datasets: dict[str, Dataset] = {}
+        for split, index in splits.items():
+            rows = [int(i) for i in index]
+            datasets[split] = cache.CachedImageDataset(images, rows, None if labels is None else [labels[i] for i in rows])
+            datasets[split].indices_only = on_gpu
+        return datasets
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Cached batches (uint8 or cache indices) → float images in [-1, 1], flipped on the device in training."""
+        if isinstance(batch, dict) and ("image_u8" in batch or "cache_index" in batch):
+            from . import cache
+
+            trainer = getattr(self, "trainer", None)
+            training = trainer is not None and trainer.training
+            return cache.device_batch(batch, self._device_cache, flip=self.flip and training)
+        return batch
+
+    def readable(self, paths: list[Path], labels: list[int] | None) -> tuple[list[Path], list[int] | None]:
+        """Drop the files ``check_images`` finds unreadable (with a counted warning)."""
+        good = folder.check_images(paths, self.check_images, type(self).__name__)
+        return [paths[i] for i in good], None if labels is None else [labels[i] for i in good]
+
+    def build_datasets(self) -> dict[str, Dataset]:
+        paths, labels = self.readable(*self.collect_files())
+        splits = random_split(len(paths), self.val_fraction, self.test_fraction, self.split_seed)
+        return self.make_datasets(paths, labels, splits)
