@@ -181,7 +181,8 @@ class ImageFolderDataModule(ImageDataModule):
         datasets: dict[str, Dataset] = {}
         for split, index in splits.items():
             rows = [int(i) for i in index]
-            datasets[split] = cache.CachedImageDataset(images, rows, None if labels is None else [labels[i] for i in rows])
+            split_labels = None if labels is None else [labels[i] for i in rows]
+            datasets[split] = cache.CachedImageDataset(images, rows, split_labels)
             datasets[split].indices_only = on_gpu
         return datasets
 

@@ -79,6 +79,12 @@ class ResumableDataLoader(DataLoader):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Exact resume (issue 7): without a generator of its own, every ``iter(loader)`` draws the workers' base seed
+        # from the global torch RNG, at epoch starts that a resumed run does not replay at the same moment. Our own
+        # generator, reseeded from (seed, epoch) each epoch, keeps the global RNG untouched.
+        self._own_generator = kwargs.get("generator") is None
+        if self._own_generator:
+            kwargs["generator"] = torch.Generator()
         super().__init__(*args, **kwargs)
         self._delivered: int | None = None  # samples delivered by the running iteration (None: not iterating)
 
@@ -89,6 +95,8 @@ class ResumableDataLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         sampler = self._seeded_sampler()
+        if self._own_generator:
+            self.generator.manual_seed(0x5EED0000 + (sampler.seed + sampler.epoch if sampler is not None else 0))
         start = sampler._skip if sampler is not None else 0
         self._delivered = start
         step = self.batch_size or 1

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import sys
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodule classes for class-name resolution)
 from datamodules import DataError, ImageDataModule
+from datamodules.errors import last_data_error
 
 from . import MODELS  # noqa: F401  (imports every variant)
 from .base import AdversarialModule
-from .callbacks import GeneratedImageWriter, SampleGrid
-from .errors import CheckpointError, ConfigError
+from .callbacks import GANCheckpoint, GeneratedImageWriter, GenerativeMetrics, SampleGrid
+from .checkpoint import SafeCheckpointIO
+from .errors import CheckpointError, ConfigError, last_user_error
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
@@ -30,8 +32,17 @@ class GANCLI(LightningCLI):
             parser.link_arguments(f"data.{attr}", f"model.init_args.{attr}", apply_on="instantiate")
         parser.add_lightning_class_args(SampleGrid, "sample_grid")
         parser.add_lightning_class_args(GeneratedImageWriter, "predict_writer")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # FID/KID/IS/precision-recall in validate/test (and every N generator steps of fit when asked)
+        parser.add_lightning_class_args(GenerativeMetrics, "metrics")
+        # last.ckpt every N generator steps / T seconds / on SIGTERM, written atomically (GANCheckpoint)
+        parser.add_lightning_class_args(GANCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own CheckpointIO plugin is left alone
+            strategy.checkpoint_io = SafeCheckpointIO()  # --ckpt_path: weights-only reads, one-line CheckpointError
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
@@ -58,9 +69,26 @@ def main(args: list[str] | None = None) -> GANCLI | None:
             save_config_kwargs={"overwrite": True},
             args=args,
         )
-    except USER_ERRORS as err:
-        print(f"gan-modules: error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"gan-modules: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def find_user_error(err: BaseException) -> BaseException | None:
+    """The user error behind ``err``: itself, one in its cause/context chain, or the last one raised when a library
+    (jsonargparse) re-raised it inside a multi-line message of its own."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    for candidate in (last_user_error(), last_data_error()):
+        if candidate is not None and str(candidate) and str(candidate) in str(err):
+            return candidate
+    return None
 
 
 if __name__ == "__main__":

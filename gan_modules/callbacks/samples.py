@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -23,19 +24,33 @@ def to_unit(images: Tensor) -> Tensor:
     return (images.detach().float().cpu() + 1) / 2  # [-1, 1] -> [0, 1]
 
 
-def log_image_to_loggers(trainer: L.Trainer, key: str, grid: Tensor, step: int) -> None:
-    """Sends a (C, H, W) grid in [0, 1] to every logger that takes images (W&B, TensorBoard)."""
+def log_image_to_loggers(trainer: L.Trainer, key: str, grid: Tensor, step: int) -> list[str]:
+    """Sends a (C, H, W) grid in [0, 1] to every logger that takes images and returns their names.
+
+    W&B gets a ``wandb.Image`` (``WandbLogger.log_image``, captioned with the generator step; the image's own
+    ``trainer/global_step`` field is the generator step too), TensorBoard an ``add_image`` at the generator step.
+    Loggers that take no images (CSV, none) get nothing: the PNG files written by the callbacks are the record.
+    """
+    took = []
     for logger in trainer.loggers:
-        name = type(logger).__name__
-        if name == "WandbLogger":
-            logger.log_image(key=key, images=[grid], step=step)
-        elif name == "TensorBoardLogger":
+        if isinstance(logger, WandbLogger):
+            hwc = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C) uint8
+            logger.log_image(key=key, images=[hwc], step=step, caption=[f"generator step {step}"])
+            took.append("wandb")
+        elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(key, grid, global_step=step)
+            took.append("tensorboard")
+    return took
 
 
 class SampleGrid(L.Callback):
     """Writes a grid of samples from fixed inputs as PNG under ``<run dir>/samples/`` every
-    ``every_n_generator_steps`` generator steps and at the end of training, and logs it to image-capable loggers.
+    ``every_n_generator_steps`` generator steps and at the end of training, and logs it to image-capable loggers
+    (W&B, TensorBoard) under the key ``samples``.
+
+    The layout is the model's own ``sample_grid``: fixed noise for unconditional models, one row per class for
+    conditional ones, input | output | target rows for translation models. The PNG files are written whatever the
+    logger (they are what a CSV logger or ``logger: false`` leaves), ``step_<generator step>.png`` and ``final.png``.
 
     Args:
         every_n_generator_steps: interval in generator steps (0 disables the periodic grids).
@@ -77,7 +92,8 @@ class GeneratedImageWriter(BasePredictionWriter):
     """Writes what ``predict_step`` returns: one PNG per image (for external FID tools) and a ``grid.png``.
 
     ``predict_step`` returns ``{"images": (N, C, H, W) in [-1, 1], "index": (N,)}`` and optionally ``"names"``
-    (file names to keep, for translation) and ``"grid"`` (a comparison image per item).
+    (file names to keep, for translation) and ``"grid"`` (a comparison image per item; ``"grid_names"`` names them
+    when ``"images"`` holds several outputs per item, e.g. StarGAN's one per target domain).
 
     Args:
         output_dir: where to write (default: ``<run dir>/predictions``). Names cannot escape it.
@@ -103,10 +119,11 @@ class GeneratedImageWriter(BasePredictionWriter):
             save_image(img, target)
         if "grid" in prediction:
             (out / "comparisons").mkdir(exist_ok=True)
-            for row, name in zip(to_unit(prediction["grid"]), names):
+            for row, name in zip(to_unit(prediction["grid"]), prediction.get("grid_names") or names):
                 save_image(row, (out / "comparisons" / Path(str(name)).name).with_suffix(".png"))
         need = self.grid_size - sum(len(g) for g in self._grid)
-        if need > 0:
+        same_size = not self._grid or images.shape[1:] == self._grid[0].shape[1:]  # translated inputs of any size
+        if need > 0 and same_size:
             self._grid.append(images[:need])
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:

@@ -1,0 +1,299 @@
+"""Translation tasks that need no network, built in memory (or in a cache folder) from Debian's Fashion-MNIST
+(``apt-get install dataset-fashion-mnist``) and the embedded MNIST, with the true translation known so that quality
+can be measured:
+
+- ``FashionEdgesDataModule`` (Pix2Pix): Sobel edge map → the item; the item is the ground truth.
+- ``FashionUnpairedDataModule`` (CycleGAN): two Fashion-MNIST classes (sneaker ↔ ankle boot, judged by a
+  classifier), or grayscale ↔ red-tinted items of disjoint image sets (the hidden true tint gives L1 to ground truth;
+  validation batches carry it as ``a_target``/``b_target``).
+- ``MNISTColorsDataModule`` (StarGAN): digits in red/green/blue, plain or inverted, written as PNGs plus a
+  CelebA-format ``list_attr_celeba.txt`` in a cache folder, read by the real ``CelebAAttributesDataModule``;
+  ``render_colored_digit`` renders the true output of any target domain.
+
+Generated data are never committed: they live in memory or under ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .errors import DataError
+from .mnist import FashionMNISTDataModule, load_embedded_mnist
+from .transforms import to_unit_range
+from .translation import CelebAAttributesDataModule, TranslationDataModule, UnpairedDataset, UnpairedTrainLoaderMixin
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
+def fashion_arrays(data_dir: str | None, val_fraction: float, split_seed: int) -> dict[str, tuple[Tensor, Tensor]]:
+    """Fashion-MNIST through ``FashionMNISTDataModule`` (which also finds Debian's copy): split → (uint8 (N, 1, 28,
+    28), int64 labels)."""
+    dm = FashionMNISTDataModule(data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
+    return dm.load_arrays()
+
+
+def pad_to(images: Tensor, size: int) -> Tensor:
+    """uint8 (N, C, 28, 28) → (N, C, size, size): centred on black for larger sizes (28 → 32), resized otherwise."""
+    h = images.shape[-1]
+    if size >= h:
+        p = size - h
+        return F.pad(images, (p // 2, p - p // 2, p // 2, p - p // 2))
+    return torch.nn.functional.interpolate(images.float(), size=(size, size), mode="area").round().to(torch.uint8)
+
+
+def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
+    """uint8 (N, 1, H, W) → uint8 binary edge maps (N, 1, H, W): Sobel gradient magnitude over each image's maximum,
+    thresholded (white edges on black)."""
+    x = images.float() / 255.0
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    gx, gy = F.conv2d(x, kx, padding=1), F.conv2d(x, kx.transpose(-1, -2), padding=1)
+    magnitude = (gx.square() + gy.square()).sqrt()
+    magnitude = magnitude / magnitude.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return ((magnitude > threshold).to(torch.uint8) * 255)
+
+
+class PairedTensorDataset(Dataset):
+    """uint8 sources and targets in memory → batches ``{"source", "target", "label", "name", "index"}`` in [-1, 1]."""
+
+    def __init__(self, source: Tensor, target: Tensor, labels: Tensor, prefix: str):
+        self.source, self.target, self.labels, self.prefix = source, target, labels, prefix
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return {"source": to_unit_range(self.source[index]), "target": to_unit_range(self.target[index]),
+                "label": self.labels[index], "index": index,
+                "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        batch = self.__getitems__([i])
+        return {k: v[0] for k, v in batch.items()}
+
+
+class FashionEdgesDataModule(TranslationDataModule):
+    """Pix2Pix task: Sobel edges of a Fashion-MNIST item → the item (``source`` edges, ``target`` item, ``label`` its
+    class). Items are padded 28 → 32 (the U-Net needs powers of two). Train/val from the 60k train split, test = the
+    official 10k test split (``max_test`` of them).
+
+    Args:
+        data_dir: where Fashion-MNIST's IDX files are (None: ``./data/fashion-mnist``, then Debian's
+            /usr/share/datasets/fashion-mnist/).
+        image_size: 32 (padded); other sizes resize.
+        edge_threshold: Sobel magnitude threshold (relative to each image's maximum).
+        max_train: keep only this many training pairs (None: all).
+        max_test: keep only this many test (and val) pairs.
+        batch_size: training batch size.
+        **kwargs: the other arguments of ``TranslationDataModule``.
+    """
+
+    native_size: ClassVar[int] = 32
+    native_channels: ClassVar[int] = 1
+
+    def __init__(self, data_dir: str | None = None, image_size: int | None = None, edge_threshold: float = 0.2,
+                 max_train: int | None = None, max_test: int | None = 1000, batch_size: int = 16,
+                 val_fraction: float = 1 / 60, **kwargs: Any) -> None:
+        super().__init__(data_dir=data_dir, image_size=image_size, channels=1, batch_size=batch_size,
+                         val_fraction=val_fraction, **kwargs)
+        self.fashion_dir = data_dir
+        self.edge_threshold, self.max_train, self.max_test = edge_threshold, max_train, max_test
+
+    def build_datasets(self) -> dict[str, Dataset]:
+        arrays = fashion_arrays(self.fashion_dir, self.val_fraction, self.split_seed)
+        limits = {"train": self.max_train, "val": self.max_test, "test": self.max_test}
+        out = {}
+        for split, (images, labels) in arrays.items():
+            images, labels = images[: limits[split]], labels[: limits[split]]
+            target = pad_to(images, self.image_size)
+            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels, split)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------- unpaired
+#: RGB multipliers of the red tint (white → light red, black stays black).
+RED_TINT = (1.0, 0.35, 0.35)
+
+
+def tint(images: Tensor, colour: tuple[float, float, float] = RED_TINT) -> Tensor:
+    """uint8 gray (N, 1, H, W) → uint8 RGB (N, 3, H, W) multiplied per channel by ``colour``."""
+    weights = torch.tensor(colour).view(1, 3, 1, 1)
+    return (images.float() * weights).round().clamp(0, 255).to(torch.uint8)
+
+
+class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule):
+    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``).
+
+    ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class ``class_b`` (9, ankle boot); 1 channel.
+    ``task="tint"``: A = grayscale items as RGB, B = red-tinted items; A and B come from disjoint halves of the data,
+    so they are unpaired, but the true translation is known and given as ``a_target``/``b_target`` in every batch.
+
+    Args:
+        task: ``classes`` or ``tint``.
+        class_a: the A class (``classes`` task).
+        class_b: the B class.
+        data_dir: Fashion-MNIST's folder (None: ``./data/fashion-mnist``, then Debian's).
+        image_size: 32.
+        batch_size: training batch size (1 in the paper; larger is much faster on CPU).
+        max_train: images per domain kept for training (None: all).
+        max_test: images per domain for val/test.
+        **kwargs: the other arguments of ``TranslationDataModule``.
+    """
+
+    native_size: ClassVar[int] = 32
+    native_channels: ClassVar[int] = 1
+
+    def __init__(self, task: Literal["classes", "tint"] = "classes", class_a: int = 7, class_b: int = 9,
+                 data_dir: str | None = None, image_size: int | None = None, batch_size: int = 8,
+                 max_train: int | None = None, max_test: int | None = 500, val_fraction: float = 1 / 60,
+                 **kwargs: Any) -> None:
+        if task not in ("classes", "tint"):
+            raise DataError(f"task must be 'classes' or 'tint', got {task!r}")
+        for name, c in (("class_a", class_a), ("class_b", class_b)):
+            if not 0 <= c < 10:
+                raise DataError(f"{name} must be a Fashion-MNIST class 0..9, got {c}")
+        if task == "classes" and class_a == class_b:
+            raise DataError(f"class_a and class_b are both {class_a}; pick two different classes")
+        super().__init__(data_dir=data_dir, image_size=image_size, channels=3 if task == "tint" else 1,
+                         batch_size=batch_size, val_fraction=val_fraction, **kwargs)
+        self.fashion_dir, self.task, self.class_a, self.class_b = data_dir, task, class_a, class_b
+        self.max_train, self.max_test = max_train, max_test
+        self.domain_names = [FASHION_CLASSES[class_a], FASHION_CLASSES[class_b]] if task == "classes" else [
+            "gray", "red"]
+
+    def domains(self, split: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """uint8 images per role: ``a``, ``b`` and, for the tint task, ``a_target``, ``b_target``."""
+        limit = self.max_train if split == "train" else self.max_test
+        images = pad_to(images, self.image_size)
+        if self.task == "classes":
+            return {"a": images[labels == self.class_a][:limit], "b": images[labels == self.class_b][:limit]}
+        half = len(images) // 2
+        gray_a, gray_b = images[:half][:limit], images[half:][:limit]
+        return {"a": gray_a.expand(-1, 3, -1, -1).contiguous(), "b": tint(gray_b), "a_target": tint(gray_a),
+                "b_target": gray_b.expand(-1, 3, -1, -1).contiguous()}
+
+    def build_datasets(self) -> dict[str, Dataset]:
+        arrays = fashion_arrays(self.fashion_dir, self.val_fraction, self.split_seed)
+        self.images: dict[str, dict[str, Tensor]] = {s: self.domains(s, *arrays[s]) for s in arrays}
+        out = {}
+        for split, d in self.images.items():
+            if len(d["a"]) == 0 or len(d["b"]) == 0:
+                raise DataError(f"the {split} split has no images of one domain; check class_a/class_b")
+            targets = ({"target_a": d["a_target"].__getitem__, "target_b": d["b_target"].__getitem__}
+                       if "a_target" in d else {})
+            out[split] = UnpairedDataset(d["a"].__getitem__, len(d["a"]), d["b"].__getitem__, len(d["b"]),
+                                         self.image_size, None, False, **targets)
+        return out
+
+    def predict_split_dataset(self) -> Dataset:
+        self.setup()
+        return _DomainItems(self.images["test"]["a"], 0, "testA")
+
+
+class _DomainItems(Dataset):
+    """uint8 images → ``{"image", "domain", "name", "index"}`` for CycleGAN's predict."""
+
+    def __init__(self, images: Tensor, domain: int, prefix: str):
+        self.images, self.domain, self.prefix = images, domain, prefix
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": f"{self.prefix}_{i:05d}.png",
+                "index": i}
+
+
+# ---------------------------------------------------------------------------------------------------- StarGAN
+COLOR_ATTRIBUTES = ["Red", "Green", "Blue", "Inverted"]
+_PRIMARIES = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+
+def render_colored_digit(gray: Tensor, colour: int, inverted: bool, size: int = 32) -> Tensor:
+    """uint8 (28, 28) or (1, H, W) digit → uint8 RGB (3, size, size): padded to ``size``, optionally inverted
+    (colour background, dark digit), multiplied by the primary ``colour`` (0 red, 1 green, 2 blue)."""
+    g = pad_to(gray.reshape(1, 1, *gray.shape[-2:]), size)[0].float()  # (1, S, S)
+    if inverted:
+        g = 255.0 - g
+    return (g * torch.tensor(_PRIMARIES[colour]).view(3, 1, 1)).round().to(torch.uint8)
+
+
+def write_color_digits(root: Path, num_images: int, size: int, seed: int) -> None:
+    """Writes ``root/img_align_celeba/<k>.png`` (``k`` = index into the embedded MNIST) and a CelebA-format
+    ``root/list_attr_celeba.txt`` over ``COLOR_ATTRIBUTES`` (each image: a random colour, inverted with p = ½).
+    Atomic: built in a temporary folder, then renamed."""
+    images, _ = load_embedded_mnist()
+    if not 1 <= num_images <= len(images):
+        raise DataError(f"num_images must be in 1..{len(images)}, got {num_images}")
+    g = torch.Generator().manual_seed(seed)
+    colours = torch.randint(3, (num_images,), generator=g).tolist()
+    inverted = (torch.rand(num_images, generator=g) < 0.5).tolist()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        (tmp / "img_align_celeba").mkdir()
+        lines = [str(num_images), " ".join(COLOR_ATTRIBUTES)]
+        for k in range(num_images):
+            rgb = render_colored_digit(torch.from_numpy(images[k]), colours[k], inverted[k], size)
+            name = f"{k:05d}.png"
+            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / name, compress_level=1)
+            values = ["1" if colours[k] == c else "-1" for c in range(3)] + ["1" if inverted[k] else "-1"]
+            lines.append(f"{name} {' '.join(values)}")
+        (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+        if root.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class MNISTColorsDataModule(CelebAAttributesDataModule):
+    """StarGAN task: embedded-MNIST digits coloured red, green or blue (a one-hot group, like CelebA's hair colours)
+    and plain or ``Inverted`` (a binary attribute), 32 px. The images and a CelebA-format attribute file are written
+    once to ``cache_dir`` and read by ``CelebAAttributesDataModule`` itself. File ``<k>.png`` is MNIST digit ``k``, so
+    ``render_colored_digit`` gives the exact ground truth of any translation.
+
+    Args:
+        cache_dir: where the generated files go (``./data/mnist_colors``; delete it to regenerate).
+        num_images: digits used (up to the 10,000 embedded).
+        num_test: held out for test/val.
+        attributes: a subset of ``Red Green Blue Inverted``.
+        batch_size: training batch size.
+        **kwargs: the other arguments of ``CelebAAttributesDataModule``.
+    """
+
+    native_size: ClassVar[int] = 32
+
+    def __init__(self, cache_dir: str = "./data/mnist_colors", num_images: int = 10000, num_test: int = 1000,
+                 attributes: list[str] | None = None, batch_size: int = 16, num_workers: int = 0,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("crop_size", None)
+        kwargs.setdefault("flip", False)
+        super().__init__(data_dir=cache_dir, attributes=attributes or list(COLOR_ATTRIBUTES), num_test=num_test,
+                         batch_size=batch_size, num_workers=num_workers, **kwargs)
+        self.num_images = num_images
+        colours = [i for i, a in enumerate(self.attributes) if a in COLOR_ATTRIBUTES[:3]]
+        self.label_groups = [colours] if len(colours) > 1 else []
+
+    def prepare_data(self) -> None:
+        root = self.data_dir / "img_align_celeba"
+        if not root.is_dir():
+            write_color_digits(self.data_dir, self.num_images, self.native_size, seed=self.split_seed)
+
+    def build_datasets(self) -> dict[str, Dataset]:
+        self.prepare_data()  # also when used without a trainer (tests, benchmarks)
+        return super().build_datasets()
+

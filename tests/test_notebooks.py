@@ -1,0 +1,25 @@
+"""The notebooks execute end to end with a small budget, so they cannot rot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_STEPS", "3")
+    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_WIDTH", "4")
+    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_METRIC_SAMPLES", "64")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "generator steps: 3" in text and "FID" in text and "64 real val images vs 64 generated" in text
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) == 2

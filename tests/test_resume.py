@@ -1,0 +1,111 @@
+"""Exact resume: a run stopped at an arbitrary point (a real SIGKILL, or a mid-run checkpoint) and resumed from its
+checkpoint ends in exactly the state of the uninterrupted run: G, D, EMA, both optimizers, schedulers, spectral-norm
+vectors, CycleGAN's image pools, RNG streams, data order and step counters, compared with ``torch.equal``.
+Also the checkpoint callback: generator-step / time triggers, atomic writes, SIGTERM, ``--ckpt_path last``."""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import EmbeddedMNISTDataModule
+from gan_modules import GAN, MODELS
+from gan_modules.callbacks import GANCheckpoint
+from gan_modules.checkpoint import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+# Compared exactly: everything, but for the callbacks' entries (this run's file names) and Lightning's hook
+# bookkeeping that a restart at an epoch end does not replay (how often on_train_epoch_start / the fast-forwarded
+# validation were *entered*); the counters that decide what happens next (epoch processed/completed, batches,
+# global step, the loader position) are compared.
+IGNORED = ("['callbacks']", "['epoch_progress']['total']['ready']", "['epoch_progress']['total']['started']",
+           "['epoch_progress']['current']['ready']", "['epoch_progress']['current']['started']",
+           "['epoch_loop.val_loop.batch_progress']['total']")
+
+
+def assert_same_state(a, b, path: str = "") -> None:
+    """Recursive exact equality: tensors with ``torch.equal`` (and dtype), everything else with ``==``."""
+    if any(path.endswith(i) or f"{i}[" in path for i in IGNORED):
+        return
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), (path, set(a) ^ set(b))
+        for k in a:
+            assert_same_state(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)
+
+
+def build(name: str):
+    """Tiny model + data for each resumable variant; every run of a name builds the same thing."""
+    if name == "GAN":  # dropout in D (global RNG), a StepLR schedule, 9 batches per epoch
+        sched = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=4, gamma=0.5)
+        model = GAN(g_hidden=(16,), d_hidden=(16,), latent_dim=8, max_generator_steps=12, ema_decay=0.9,
+                    lr_scheduler_g=sched, lr_scheduler_d=sched)
+        return model, EmbeddedMNISTDataModule(batch_size=1000)
+    if name == "WGANGP":  # n_critic 5, gradient penalty (random interpolation weights), LayerNorm critic
+        model = MODELS["WGANGP"](ngf=4, ndf=4, latent_dim=8, max_generator_steps=3, image_size=28, channels=1)
+        return model, EmbeddedMNISTDataModule(batch_size=1000)
+    if name == "SNGAN":  # spectral-norm power-iteration vectors are buffers that change every D forward
+        model = MODELS["SNGAN"](ngf=4, ndf=4, latent_dim=8, n_critic=2, max_generator_steps=5, image_size=28,
+                                channels=1)
+        return model, EmbeddedMNISTDataModule(batch_size=1000)
+    if name == "CycleGAN":  # two Gs and Ds, history pools with their own generators, per-epoch LR decay
+        from datamodules import FashionUnpairedDataModule
+
+        model = MODELS["CycleGAN"](image_size=32, channels=1, ngf=4, ndf=4, n_residual_blocks=1, pool_size=3,
+                                   max_generator_steps=6)
+        return model, FashionUnpairedDataModule(max_train=8, max_test=4, batch_size=2)  # 4 batches per epoch
+    raise KeyError(name)
+
+
+def fit(tmp_path: Path, name: str, run: str, ckpt_path=None, **ckpt_kwargs) -> tuple[L.LightningModule, Path]:
+    L.seed_everything(0)
+    model, data = build(name)
+    callback = GANCheckpoint(dirpath=tmp_path / run, filename="{step}", save_top_k=-1, **ckpt_kwargs)
+    trainer = L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False, deterministic=True,
+                        max_epochs=-1, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
+                        num_sanity_val_steps=1, callbacks=[callback])
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return model, tmp_path / run / "last.ckpt"
+
+
+# (variant, checkpoint trigger of the first run, which of its checkpoints to resume from)
+CASES = [
+    ("GAN", {"every_n_generator_steps": 1}, ["step=10", "step=18"]),  # mid epoch 1 / the end of epoch 1 (9 batches)
+    ("WGANGP", {"every_n_train_steps": 7}, ["step=7"]),  # 7 optimizer steps: in the middle of a critic cycle
+    ("SNGAN", {"every_n_train_steps": 5}, ["step=10"]),  # 10 optimizer steps: G step 3 done, 1 of 2 D steps of the 4th
+    ("CycleGAN", {"every_n_generator_steps": 1}, ["step=6", "step=8"]),  # pools full; the end of epoch 0
+]
+
+
+@pytest.mark.parametrize(("name", "trigger", "resume_from"), CASES, ids=[c[0] for c in CASES])
+def test_resume_from_a_mid_run_checkpoint_is_exact(tmp_path, name, trigger, resume_from):
+    if name not in MODELS:
+        pytest.skip(f"{name} is not registered")
+    straight, final = fit(tmp_path, name, "straight", **trigger)
+    reference = read_checkpoint(final)
+    assert reference["gan_modules"]["generator_steps"] == straight.hparams.max_generator_steps
+    for stem in resume_from:
+        mid = read_checkpoint(tmp_path / "straight" / f"{stem}.ckpt")
+        assert 0 < mid["gan_modules"]["generator_steps"] < straight.hparams.max_generator_steps
+        resumed, resumed_final = fit(tmp_path, name, f"from-{stem}", ckpt_path=tmp_path / "straight" / f"{stem}.ckpt",
+                                     **trigger)
+        assert_same_state(reference, read_checkpoint(resumed_final))
+        for (key, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+            assert torch.equal(p, q), key  # the live modules too (EMA, spectral-norm u/v, BatchNorm stats)
