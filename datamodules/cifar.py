@@ -19,14 +19,26 @@ CIFAR10_TEST = ("test_batch",)
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch -> images (N, 3, 32, 32) uint8, labels (N,) int64.
+class _CifarBatchUnpickler(pickle.Unpickler):
+    """Reads CIFAR-10 batch files without running code: only the numpy globals an array needs are allowed (plain
+    pickle would run whatever a planted ``data_batch_1`` asks for)."""
 
-    Pickle can run code: read only files you trust (torchvision reads these files the same way).
-    """
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> images (N, 3, 32, 32) uint8, labels (N,) int64, read with a restricted unpickler."""
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+            entry = _CifarBatchUnpickler(f, encoding="latin1").load()
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as err:  # noqa: BLE001 - truncated pickle, wrong file, wrong shape

@@ -17,8 +17,8 @@ import copy
 import functools
 import inspect
 import math
+import os
 import logging
-import random
 from typing import Any, ClassVar, Literal
 
 import lightning as L
@@ -124,7 +124,7 @@ class AdversarialModule(L.LightningModule):
         self.discriminator_steps = 0
         self._critic_count = 0
         self.nonfinite_skips = 0
-        self._nonfinite_streak = 0  # skipped steps in a row (non-finite guard)
+        self._nonfinite_streak: dict[str, int] = {}  # skipped steps in a row, per network (non-finite guard)
         self._pending_rng: dict[str, Any] | None = None  # RNG states of a checkpoint, applied at on_train_start
         self._rng_outside_validation: dict[str, Any] | None = None
         self._scheduler_epochs: int | None = 0
@@ -316,10 +316,11 @@ class AdversarialModule(L.LightningModule):
         try:
             loss, logs = loss_fn(batch)
             self.manual_backward(loss)
+            network = getattr(loss_fn, "__name__", "optimizer").replace("_loss", "")
             if self._nonfinite(loss, opt):  # skip: weights and optimizer state (moments, step count) untouched
-                self._skip_nonfinite(getattr(loss_fn, "__name__", "optimizer").replace("_loss", ""))
+                self._skip_nonfinite(network)
             else:
-                self._nonfinite_streak = 0
+                self._nonfinite_streak[network] = 0
                 opt.step()
             opt.zero_grad(set_to_none=True)
         finally:
@@ -340,18 +341,18 @@ class AdversarialModule(L.LightningModule):
 
     def _skip_nonfinite(self, network: str) -> None:
         self.nonfinite_skips += 1
-        self._nonfinite_streak += 1
+        streak = self._nonfinite_streak[network] = self._nonfinite_streak.get(network, 0) + 1
         limit = self.hparams.max_nonfinite_steps
         where = f"generator step {self.generator_steps}"
-        if self._nonfinite_streak >= limit:
+        if streak >= limit:
             raise ConfigError(
-                f"training diverged: {self._nonfinite_streak} optimizer steps in a row had a non-finite loss or "
+                f"training diverged: {streak} {network} optimizer steps in a row had a non-finite loss or "
                 f"gradient (last: {network} at {where}); the weights are those of the last finite step and the last "
                 "checkpoint is kept: lower the learning rate, use --trainer.precision 32-true or bf16-mixed, or "
                 "raise --model.init_args.max_nonfinite_steps"
             )
         log.warning(f"non-finite {network} loss or gradient at {where}: update skipped "
-                    f"({self._nonfinite_streak} in a row, {self.nonfinite_skips} in total)")
+                    f"({streak} in a row, {self.nonfinite_skips} in total)")
 
     def _discriminator_update(self, batch: Batch, opt_d) -> dict[str, Tensor]:
         logs = self._optimize(opt_d, self.discriminator_loss, batch)
@@ -484,7 +485,7 @@ class AdversarialModule(L.LightningModule):
             "discriminator_steps": self.discriminator_steps,
             "critic_count": self._critic_count,
             "nonfinite_skips": self.nonfinite_skips,
-            "nonfinite_streak": self._nonfinite_streak,
+            "nonfinite_streak": dict(self._nonfinite_streak),
             "scheduler_epochs": self._scheduler_epochs,  # epochs whose per-epoch scheduler step was taken
             "class_path": f"{type(self).__module__}.{type(self).__qualname__}",
             # torch CPU/CUDA, numpy and python RNGs (dropout, noise z, penalty interpolation), which Lightning does
@@ -493,6 +494,18 @@ class AdversarialModule(L.LightningModule):
             "rng": rng_state(),
         }
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's loader, after a weights-only read that refuses corrupt files and checkpoints of another model
+        class with one line (Lightning would first build ``cls(**their hyperparameters)`` and fail inside it)."""
+        from .checkpoint import read_checkpoint
+
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            state = read_checkpoint(checkpoint_path).get("gan_modules") or {}
+            check_checkpoint_class(state.get("class_path"), cls)
+        kwargs.setdefault("weights_only", True)
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("gan_modules", {})
         check_checkpoint_class(state.get("class_path"), type(self))
@@ -500,7 +513,7 @@ class AdversarialModule(L.LightningModule):
         self.discriminator_steps = state.get("discriminator_steps", 0)
         self._critic_count = state.get("critic_count", 0)
         self.nonfinite_skips = state.get("nonfinite_skips", 0)
-        self._nonfinite_streak = state.get("nonfinite_streak", 0)
+        self._nonfinite_streak = dict(state.get("nonfinite_streak") or {})
         self._pending_rng = state.get("rng")  # applied at the first on_train_batch_start of the resumed fit
         self._scheduler_epochs = state.get("scheduler_epochs")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,11 +76,15 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; pass the .ckpt that fit wrote (e.g. "
                               ".../checkpoints/last.ckpt) or --ckpt_path last")  # fmt: skip
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (not a torch.save archive); resume from an "
+                              "earlier checkpoint (the atomic writer never leaves last.ckpt half-written)")  # fmt: skip
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = next((line for line in str(err).splitlines() if line.strip()), "unsafe object").strip()
-        raise CheckpointError(f"checkpoint {path} holds objects that a safe (weights-only) load refuses ({first}); "
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = unsafe.group(1) if unsafe else "pickled objects"
+        raise CheckpointError(f"checkpoint {path} holds {what}, which a safe (weights-only) load refuses; "
                               "only load checkpoints written by gan-modules") from None  # fmt: skip
     except Exception as err:  # noqa: BLE001 - truncated zip, random bytes, an empty file: all "corrupt"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

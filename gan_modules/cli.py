@@ -20,7 +20,7 @@ from datamodules.errors import last_data_error
 from . import MODELS  # noqa: F401  (imports every variant)
 from .base import AdversarialModule
 from .callbacks import GANCheckpoint, GeneratedImageWriter, GenerativeMetrics, SampleGrid
-from .checkpoint import SafeCheckpointIO
+from .checkpoint import SafeCheckpointIO, check_checkpoint_class, read_checkpoint
 from .errors import CheckpointError, ConfigError, last_user_error
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
@@ -37,6 +37,43 @@ class GANCLI(LightningCLI):
         # last.ckpt every N generator steps / T seconds / on SIGTERM, written atomically (GANCheckpoint)
         parser.add_lightning_class_args(GANCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+
+    #: hyperparameters that the command line decides even when a checkpoint is given (extend a run on resume)
+    RUN_LENGTH_KEYS = ("max_generator_steps",)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's version reads ``--ckpt_path`` with a raw ``torch.load`` (a corrupt file gives a traceback) and
+        lets every checkpoint hyperparameter override the command line. Here the file is read weights-only with
+        one-line errors, a checkpoint of another model class is refused by name, and the run length stays the
+        command line's, so a finished run can be extended by resuming with a larger ``max_generator_steps``."""
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        ckpt_path = self.config[sub].get("ckpt_path")
+        if not ckpt_path or str(ckpt_path) in ("last", "best", "hpc", "registry"):
+            return
+        checkpoint = read_checkpoint(ckpt_path)
+        model_cfg = self.config[sub].get("model")
+        class_path = getattr(model_cfg, "class_path", None) if model_cfg is not None else None
+        if class_path:
+            cls = MODELS.get(class_path.rpartition(".")[2])
+            if cls is not None:
+                check_checkpoint_class((checkpoint.get("gan_modules") or {}).get("class_path"), cls)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        for key in self.RUN_LENGTH_KEYS:
+            hparams.pop(key, None)
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        if not hparams:
+            return
+        try:
+            self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+        except SystemExit:
+            raise CheckpointError(
+                f"the hyperparameters saved in {ckpt_path} do not fit this config; use the config of the run that "
+                "wrote the checkpoint"
+            ) from None
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

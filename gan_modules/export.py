@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import sys
 from pathlib import Path
 
@@ -48,20 +47,9 @@ def load_translation_model(checkpoint: str | Path) -> TranslationModule:
     Raises:
         CheckpointError: the file is missing, unreadable or not a translation model's checkpoint.
     """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the .ckpt written by fit (e.g. last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err})") from None
-    class_path = ckpt.get("gan_modules", {}).get("class_path", "") if isinstance(ckpt, dict) else ""
-    module, _, name = class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name, None) if module else None
-    if cls is None or not issubclass(cls, TranslationModule):
-        raise CheckpointError(f"{path} is not a Pix2Pix/CycleGAN/StarGAN checkpoint (class {class_path or 'unknown'})")
-    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-    return model.eval()
+    from .checkpoint import load_model  # weights-only load; the class comes from the checkpoint and MODELS
+
+    return load_model(checkpoint, expected=TranslationModule).eval()
 
 
 def export_generator(model: TranslationModule, direction: str = "a2b", use_ema: bool = True) -> ExportedGenerator:

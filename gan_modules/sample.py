@@ -13,10 +13,7 @@ per pair of seeds, spherical interpolation (White 2016) of the noise from one se
 from __future__ import annotations
 
 import argparse
-import importlib
-import pickle
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +25,6 @@ from .base import AdversarialModule
 from .errors import CheckpointError, ConfigError
 
 
-def resolve_class(class_path: str) -> type[AdversarialModule]:
-    """The ``AdversarialModule`` subclass named by ``"package.module.Class"``."""
-    module_name, _, qualname = class_path.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
-        raise CheckpointError(f"the checkpoint's model class {class_path} cannot be imported; install the package "
-                              "that defines it") from None  # fmt: skip
-    if not (isinstance(obj, type) and issubclass(obj, AdversarialModule)):
-        raise CheckpointError(f"the checkpoint's model class {class_path} is not a gan_modules AdversarialModule")
-    return obj
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> AdversarialModule:
     """The model saved in a Lightning checkpoint of a gan_modules variant, in eval mode.
 
@@ -50,29 +32,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: missing, unreadable, unsafe (objects that ``weights_only=True`` refuses), or not from
             gan_modules.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found")
-    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch.save zip archive; truncated?)")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe object"
-        raise CheckpointError(f"{path} holds objects that a weights-only load refuses ({first})") from None
-    except Exception as err:  # truncated zip, not a torch file
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})".splitlines()[0])
-    if not isinstance(checkpoint, dict) or "class_path" not in checkpoint.get("gan_modules", {}):
-        raise CheckpointError(f"{path} is not a gan_modules checkpoint (no gan_modules.class_path entry)")
-    cls = resolve_class(checkpoint["gan_modules"]["class_path"])
-    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
-    try:
-        model = cls(**hparams)
-        model.load_state_dict(checkpoint["state_dict"])
-    except (TypeError, RuntimeError, KeyError, ConfigError) as err:
-        raise CheckpointError(f"{path} does not match {cls.__name__}: {str(err).splitlines()[0]}") from None
-    model.on_load_checkpoint(checkpoint)
-    return model.to(map_location).eval()
+    from .checkpoint import load_model  # the one safe loader: weights-only, class resolved from gan_modules.MODELS
+
+    return load_model(path, map_location=map_location).to(map_location).eval()
 
 
 @torch.no_grad()

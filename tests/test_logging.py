@@ -106,7 +106,8 @@ def test_losses_and_d_scores_are_logged_without_a_device_sync_on_unlogged_steps(
     counter = SyncCounter(monkeypatch)
     logger = CSVLogger(tmp_path, name="csv", version=0)
     tr = trainer(tmp_path, logger=logger, callbacks=[counter], log_every_n_steps=4)
-    tr.fit(DCGAN(**TINY, max_generator_steps=8), loader(n=64, batch_size=8))
+    # the non-finite guard (on by default) costs one sync per optimizer step by design; off here, counted below
+    tr.fit(DCGAN(**TINY, max_generator_steps=8, max_nonfinite_steps=None), loader(n=64, batch_size=8))
     logged = [i for i in range(8) if (i + 1) % 4 == 0]
     assert all(counter.per_batch[i] == 0 for i in range(8) if i not in logged), counter.per_batch
     rows = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
@@ -114,3 +115,11 @@ def test_losses_and_d_scores_are_logged_without_a_device_sync_on_unlogged_steps(
     for key in ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "train/generator_step"):
         assert key in header
     assert len(rows) == 1 + len(logged)
+
+
+def test_the_nonfinite_guard_costs_exactly_one_sync_per_optimizer_step(tmp_path, monkeypatch):
+    counter = SyncCounter(monkeypatch)
+    tr = trainer(tmp_path, callbacks=[counter], log_every_n_steps=100)
+    tr.fit(DCGAN(**TINY, max_generator_steps=4, n_critic=2), loader(n=64, batch_size=8))
+    # batches alternate: D only, then D + G
+    assert counter.per_batch == [1, 2, 1, 2, 1, 2, 1, 2], counter.per_batch

@@ -60,11 +60,11 @@ def build(name: str):
         return model, EmbeddedMNISTDataModule(batch_size=1000)
     if name == "WGANGP":  # n_critic 5, gradient penalty (random interpolation weights), LayerNorm critic
         model = MODELS["WGANGP"](ngf=4, ndf=4, latent_dim=8, max_generator_steps=3, image_size=28, channels=1)
-        return model, EmbeddedMNISTDataModule(batch_size=1000)
+        return model, EmbeddedMNISTDataModule(batch_size=300)
     if name == "SNGAN":  # spectral-norm power-iteration vectors are buffers that change every D forward
         model = MODELS["SNGAN"](ngf=4, ndf=4, latent_dim=8, n_critic=2, max_generator_steps=5, image_size=28,
                                 channels=1)
-        return model, EmbeddedMNISTDataModule(batch_size=1000)
+        return model, EmbeddedMNISTDataModule(batch_size=250)
     if name == "CycleGAN":  # two Gs and Ds, history pools with their own generators, per-epoch LR decay
         from datamodules import FashionUnpairedDataModule
 
@@ -109,3 +109,87 @@ def test_resume_from_a_mid_run_checkpoint_is_exact(tmp_path, name, trigger, resu
         assert_same_state(reference, read_checkpoint(resumed_final))
         for (key, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
             assert torch.equal(p, q), key  # the live modules too (EMA, spectral-norm u/v, BatchNorm stats)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real kill: the fit runs in a subprocess (tests/resume_run.py), is SIGKILLed at a random moment after its first
+# checkpoint, and is resumed with ckpt_path="last"; its end state equals that of an uninterrupted subprocess run.
+def run_script(out: Path, *args: str, wait: bool = True) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "resume_run.py"), str(out), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("straight")
+    run_script(out, "--every", "3")
+    return read_checkpoint(out / "last.ckpt")
+
+
+def test_resume_after_sigkill_at_a_random_moment_is_exact(tmp_path, uninterrupted):
+    reference = uninterrupted
+    victim = run_script(tmp_path / "killed", "--slow", "0.1", "--every", "3", wait=False)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "killed" / "last.ckpt").exists():
+        assert victim.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.0, 0.6))  # anywhere: inside a step, between steps, or while a checkpoint is written
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    at_kill = read_checkpoint(tmp_path / "killed" / "last.ckpt")  # never half-written (atomic replace)
+    assert at_kill["gan_modules"]["generator_steps"] < reference["gan_modules"]["generator_steps"]
+    run_script(tmp_path / "killed", "--ckpt_path", "last", "--every", "3")
+    assert_same_state(reference, read_checkpoint(tmp_path / "killed" / "last.ckpt"))
+
+
+def test_sigterm_saves_a_checkpoint_before_exit_and_resume_is_exact(tmp_path, uninterrupted):
+    reference = uninterrupted
+    victim = run_script(tmp_path / "term", "--slow", "0.1", "--every", "3", wait=False)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "term" / "started").exists():
+        assert victim.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.1, 0.5))
+    victim.send_signal(signal.SIGTERM)
+    output, _ = victim.communicate(timeout=120)
+    assert "SIGTERM: saved" in output and "--ckpt_path last" in output, output[-2000:]
+    saved = read_checkpoint(tmp_path / "term" / "last.ckpt")
+    assert 0 < saved["gan_modules"]["generator_steps"] < reference["gan_modules"]["generator_steps"]
+    run_script(tmp_path / "term", "--ckpt_path", "last", "--every", "3")
+    assert_same_state(reference, read_checkpoint(tmp_path / "term" / "last.ckpt"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_resume_atomic_write_keeps_the_previous_last_checkpoint_when_saving_fails(tmp_path, monkeypatch):
+    """A failure (or kill) in the middle of writing leaves the previous last.ckpt intact and no temp file."""
+    _, last = fit(tmp_path, "GAN", "run", every_n_generator_steps=4)
+    before = last.read_bytes()
+
+    def broken_save(self, filepath, weights_only=False, storage_options=None):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")  # a partial write, then the process "dies"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(L.Trainer, "save_checkpoint", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        fit(tmp_path, "GAN", "run", ckpt_path=last, every_n_generator_steps=1)
+    assert last.read_bytes() == before
+    assert not [p for p in last.parent.iterdir() if ".tmp" in p.name]
+
+
+def test_resume_counts_checkpoint_intervals_in_generator_steps(tmp_path):
+    """every_n_generator_steps=2 with n_critic 2: files after generator steps 2 and 4 (global steps 6 and 12)."""
+    model = MODELS["SNGAN"](ngf=4, ndf=4, latent_dim=8, n_critic=2, max_generator_steps=4, image_size=28, channels=1)
+    callback = GANCheckpoint(dirpath=tmp_path, filename="{step}", save_top_k=-1, every_n_generator_steps=2)
+    trainer = L.Trainer(default_root_dir=tmp_path, accelerator="cpu", logger=False, max_epochs=-1,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[callback])
+    trainer.fit(model, datamodule=EmbeddedMNISTDataModule(batch_size=250))
+    assert sorted(p.name for p in tmp_path.glob("step=*.ckpt")) == ["step=12.ckpt", "step=6.ckpt"]
+    assert read_checkpoint(tmp_path / "step=6.ckpt")["gan_modules"]["generator_steps"] == 2
+    assert read_checkpoint(tmp_path / "last.ckpt")["gan_modules"]["generator_steps"] == 4

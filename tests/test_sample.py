@@ -60,11 +60,11 @@ class Unsafe:
     "content, message",
     [
         (None, "not found"),
-        (b"not a zip", "is not a readable checkpoint"),
-        ({"state_dict": {}}, "is not a gan_modules checkpoint"),
-        ({"gan_modules": {"class_path": "os.path.join"}, "state_dict": {}}, "is not a gan_modules AdversarialModule"),
-        ({"gan_modules": {"class_path": "nowhere.Model"}}, "cannot be imported"),
-        (Unsafe(), "objects that a weights-only load refuses"),
+        (b"not a zip", "is corrupt or truncated"),
+        ({"state_dict": {}}, "was not written by gan_modules"),
+        ({"gan_modules": {"class_path": "os.path.join"}, "state_dict": {}}, "is not one of the gan_modules models"),
+        ({"gan_modules": {"class_path": "nowhere.Model"}}, "nowhere.Model is not one of the gan_modules models"),
+        (Unsafe(), "Unsafe, which a safe (weights-only) load refuses"),
     ],
 )
 def test_bad_checkpoints_are_one_line_errors_with_exit_code_2(tmp_path, capsys, content, message):

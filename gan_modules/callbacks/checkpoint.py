@@ -53,7 +53,8 @@ class GANCheckpoint(ModelCheckpoint):
         self.every_n_seconds = every_n_seconds
         self.save_on_sigterm = save_on_sigterm
         self._last_save_time = time.monotonic()
-        self._saved_state: tuple[int, ...] | None = None  # (global_step, generator_steps, discriminator_steps)
+        self._saved_state: tuple[int, ...] | None = None
+        self._last_trigger_g = -1  # (global_step, generator_steps, discriminator_steps)
 
     # ------------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -63,7 +64,8 @@ class GANCheckpoint(ModelCheckpoint):
 
     def _due(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
         n, g = self.every_n_generator_steps, getattr(pl_module, "generator_steps", trainer.global_step)
-        if n is not None and g > 0 and g % n == 0:  # the same on every rank
+        if n is not None and g > 0 and g % n == 0 and g != self._last_trigger_g:  # the same on every rank
+            self._last_trigger_g = g  # once per generator step, not again after the next D-only batches
             return True
         due = False
         if self.every_n_seconds is not None:

@@ -88,6 +88,15 @@ class SampleGrid(L.Callback):
         self.write(trainer, pl_module, "final")
 
 
+def safe_png_name(name: object, index: int) -> str:
+    """A ``.png`` file name that stays inside the output folder: directories are dropped (``../x`` -> ``x``) and
+    names with nothing left (``""``, ``.``, ``..``) fall back to the sample index."""
+    stem = Path(str(name).replace("\\", "/")).name
+    if stem in ("", ".", ".."):
+        stem = f"{int(index):06d}"
+    return str(Path(stem).with_suffix(".png"))
+
+
 class GeneratedImageWriter(BasePredictionWriter):
     """Writes what ``predict_step`` returns: one PNG per image (for external FID tools) and a ``grid.png``.
 
@@ -114,13 +123,14 @@ class GeneratedImageWriter(BasePredictionWriter):
         out.mkdir(parents=True, exist_ok=True)
         images = to_unit(prediction["images"])
         names = prediction.get("names") or [f"{int(i):06d}.png" for i in prediction["index"]]
-        for img, name in zip(images, names):
-            target = (out / Path(str(name)).name).with_suffix(".png")  # .name: never escape output_dir
-            save_image(img, target)
+        first = int(prediction["index"][0]) if len(prediction.get("index", [])) else 0
+        for k, (img, name) in enumerate(zip(images, names)):  # StarGAN: several images per index
+            save_image(img, out / safe_png_name(name, first + k))
         if "grid" in prediction:
             (out / "comparisons").mkdir(exist_ok=True)
-            for row, name in zip(to_unit(prediction["grid"]), prediction.get("grid_names") or names):
-                save_image(row, (out / "comparisons" / Path(str(name)).name).with_suffix(".png"))
+            grid_names = prediction.get("grid_names") or names
+            for k, (row, name) in enumerate(zip(to_unit(prediction["grid"]), grid_names)):
+                save_image(row, out / "comparisons" / safe_png_name(name, first + k))
         need = self.grid_size - sum(len(g) for g in self._grid)
         same_size = not self._grid or images.shape[1:] == self._grid[0].shape[1:]  # translated inputs of any size
         if need > 0 and same_size:
