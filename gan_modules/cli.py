@@ -36,7 +36,9 @@ class GANCLI(LightningCLI):
         parser.add_lightning_class_args(GenerativeMetrics, "metrics")
         # last.ckpt every N generator steps / T seconds / on SIGTERM, written atomically (GANCheckpoint)
         parser.add_lightning_class_args(GANCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        # last.ckpt at least every 5 minutes (atomic), so a kill loses at most that much work; also at the end and on
+        # SIGTERM. --checkpoint.every_n_generator_steps N adds saves counted in generator steps.
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0, "checkpoint.every_n_seconds": 300})
 
     #: hyperparameters that the command line decides even when a checkpoint is given (extend a run on resume)
     RUN_LENGTH_KEYS = ("max_generator_steps",)
