@@ -73,7 +73,7 @@ def test_fid_is_zero_for_identical_sets_and_the_squared_mean_shift_for_shifted_o
 
 def test_kid_matches_the_unbiased_mmd_with_the_cubic_kernel():
     real = images(200)
-    s = suite(kid_subset_size=200)  # one subset = the whole (permuted) set: the estimate is exact
+    s = suite(kid_subset_size=200, kid_max_fraction=1.0)  # one subset = the whole (permuted) set: exact estimate
     for shift, fake in ((0.0, real), (0.5, real + 0.5)):
         s.reset()
         s.update(real, real=True)
@@ -90,12 +90,13 @@ def test_kid_matches_the_unbiased_mmd_with_the_cubic_kernel():
     assert abs(same_distribution) < 0.05 * mmd2_unbiased(real.flatten(1), (real + 0.5).flatten(1))
 
 
-def test_kid_subset_size_is_capped_at_the_number_of_samples():
+def test_kid_subset_size_is_capped_at_half_the_number_of_samples_so_the_std_is_informative():
     s = suite(kid_subset_size=1000)
     s.update(images(50), real=True)
     s.update(images(50, seed=1), real=False)
     out = s.compute()
-    assert out["kid_subset_size"] == 50 and out["num_real"] == out["num_fake"] == 50
+    assert out["kid_subset_size"] == 25 and out["num_real"] == out["num_fake"] == 50
+    assert out["kid_std"] > 0  # different subsets -> a spread; with one subset = everything it would be exactly 0
 
 
 def test_inception_score_is_one_for_a_repeated_image_and_k_for_uniform_confident_classes():

@@ -39,7 +39,10 @@ class GenerativeMetricSuite(nn.Module):
     Args:
         extractor: maps images in [-1, 1] to ``(features, logits or None)``.
         kid_subsets: random subsets KID averages over.
-        kid_subset_size: size of each KID subset (capped at the number of samples).
+        kid_subset_size: size of each KID subset, capped at ``kid_max_fraction`` of the smaller set.
+        kid_max_fraction: largest share of the samples one KID subset may take. At 1.0 a subset can be the whole set
+            (every subset alike: the exact unbiased MMD², std 0); the default 0.5 keeps the subsets different so that
+            ``kid_std`` measures something when few samples exist.
         is_splits: splits of the generated samples for the Inception Score's mean and std.
         precision_recall_k: k of the k-NN manifolds (0 disables precision/recall).
     """
@@ -51,6 +54,7 @@ class GenerativeMetricSuite(nn.Module):
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         precision_recall_k: int = 3,
+        kid_max_fraction: float = 0.5,
     ):
         super().__init__()
         self.extractor = extractor
@@ -62,7 +66,10 @@ class GenerativeMetricSuite(nn.Module):
         )
         self.precision_recall = PrecisionRecall(precision_recall_k) if precision_recall_k > 0 else None
         self.num_real, self.num_fake = SumMetric(), SumMetric()
+        if not 0.0 < kid_max_fraction <= 1.0:
+            raise ValueError(f"kid_max_fraction must be in (0, 1], got {kid_max_fraction}")
         self.kid_subset_size = kid_subset_size
+        self.kid_max_fraction = kid_max_fraction
         self.settings = {
             "feature_extractor": extractor.name,
             "feature_dim": extractor.num_features,
@@ -93,7 +100,7 @@ class GenerativeMetricSuite(nn.Module):
         if min(n_real, n_fake) < 2:
             raise ValueError(f"FID/KID need at least 2 real and 2 generated images, got {n_real} and {n_fake}")
         out: dict[str, Any] = {"fid": self.fid.compute().item()}
-        self.kid.subset_size = min(self.kid_subset_size, n_real, n_fake)
+        self.kid.subset_size = max(2, min(self.kid_subset_size, int(self.kid_max_fraction * min(n_real, n_fake))))
         with torch.random.fork_rng(devices=[]):  # KID subsets and IS splits draw from the global RNG
             torch.manual_seed(0)
             kid_mean, kid_std = self.kid.compute()
