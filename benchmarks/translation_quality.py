@@ -9,7 +9,7 @@ Each run trains the variant on its offline task for ``--steps`` generator steps 
 (whichever comes first) and prints one JSON line of measurements on held-out images:
 
 - pix2pix (Sobel edges → Fashion-MNIST item): L1 and PSNR to the true item vs the identity baseline (the edge map
-  itself), and the accuracy of a small Fashion-MNIST classifier on the outputs vs on the real items.
+  itself), and the accuracy of the shipped Fashion-MNIST classifier on the outputs vs on the real items.
 - cyclegan ``classes`` (sneaker ↔ ankle boot): the rate of translated images that the classifier assigns to the
   target class, per direction, and cycle L1; ``tint`` (gray ↔ red tint): L1 to the hidden true translation vs identity.
 - stargan (MNIST colours + Inverted): colour accuracy (dominant channel of the output = target colour), inversion
@@ -35,49 +35,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules import FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule  # noqa: E402
 from datamodules.mnist import load_embedded_mnist  # noqa: E402
-from datamodules.offline_tasks import fashion_arrays, pad_to, render_colored_digit  # noqa: E402
+from datamodules.offline_tasks import render_colored_digit  # noqa: E402
 from datamodules.transforms import to_unit_range  # noqa: E402
 from gan_modules import CycleGAN, Pix2Pix, StarGAN  # noqa: E402
+from gan_modules.metrics import get_feature_extractor  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ the ruler
-class SmallCNN(nn.Module):
-    """A small Fashion-MNIST classifier on 32 px images in [-1, 1] (~91% test accuracy after one epoch on CPU)."""
+class ShippedRuler(nn.Module):
+    """The shipped ``fashion_mnist_classifier`` (its held-out accuracy is stated in gan_modules/metrics/weights/
+    README.md) on the offline tasks' images: the tasks pad 28 px items to 32 px with a 2 px black border
+    (``pad_to``), so the border is cropped off and the classifier sees exactly the layout it was trained on."""
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+        self.extractor = get_feature_extractor("fashion_mnist_classifier")
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)  # (N, 1, 32, 32) -> (N, 10) logits
+    def forward(self, x: Tensor) -> Tensor:  # (N, 1, 32 or 28, same) in [-1, 1] -> (N, 10) logits
+        if x.shape[-1] == 32:
+            x = x[..., 2:30, 2:30]
+        return self.extractor(x)[1]
 
 
-def classifier(cache: Path = Path("runs/benchmarks/fashion_cnn.pt"), epochs: int = 1, seed: int = 0) -> SmallCNN:
-    """Trains (or loads from ``cache``) the ruler; prints its test accuracy once."""
-    model = SmallCNN()
-    if cache.exists():
-        model.load_state_dict(torch.load(cache, weights_only=True))
-        return model.eval()
-    torch.manual_seed(seed)
-    arrays = fashion_arrays(None, 1 / 60, 0)
-    x, y = to_unit_range(pad_to(arrays["train"][0], 32)), arrays["train"][1]
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(128):
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
-    xt, yt = to_unit_range(pad_to(arrays["test"][0], 32)), arrays["test"][1]
-    with torch.no_grad():
-        acc = torch.cat([model(b).argmax(1) for b in xt.split(500)]).eq(yt).float().mean().item()
-    print(json.dumps({"classifier_test_accuracy": round(acc, 4)}), flush=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), cache)
-    return model
+def classifier() -> ShippedRuler:
+    """The ruler of every translation score (one classifier for all benchmarks, trained by the repo's script)."""
+    return ShippedRuler().eval()
 
 
 @torch.no_grad()
@@ -187,13 +169,13 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     common = dict(max_generator_steps=args.steps, ngf=args.width, ndf=args.width, image_size=32)
     if args.model == "pix2pix":
-        ruler = classifier(out / "fashion_cnn.pt")
+        ruler = classifier()
         dm = FashionEdgesDataModule(batch_size=args.batch_size, max_test=1000, seed=args.seed)
         model = Pix2Pix(channels=1, **common)
         seconds = fit(model, dm, args.minutes, out)
         scores = pix2pix_scores(model, dm, ruler)
     elif args.model == "cyclegan":
-        ruler = classifier(out / "fashion_cnn.pt") if args.task == "classes" else None
+        ruler = classifier() if args.task == "classes" else None
         dm = FashionUnpairedDataModule(task=args.task, batch_size=args.batch_size, max_test=500, seed=args.seed)
         model = CycleGAN(channels=dm.channels, n_residual_blocks=6, **common)
         seconds = fit(model, dm, args.minutes, out)
