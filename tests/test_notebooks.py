@@ -11,34 +11,31 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_notebook(name: str, tmp_path, monkeypatch, **env: str) -> tuple[str, list]:
+    """Executes ``notebooks/<name>.ipynb`` at a tiny budget in ``tmp_path``; returns its printed text and outputs."""
+    for key, value in {"GAN_MODULES_NOTEBOOK_STEPS": "3", "GAN_MODULES_NOTEBOOK_WIDTH": "4", "MPLBACKEND": "Agg",
+                       "PYTHONPATH": str(ROOT), **env}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    return "".join(o.get("text", "") for o in outputs), outputs
+
+
 @pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_STEPS", "3")
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_WIDTH", "4")
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_METRIC_SAMPLES", "64")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    text, outputs = run_notebook("quickstart", tmp_path, monkeypatch, GAN_MODULES_NOTEBOOK_METRIC_SAMPLES="64")
     assert "generator steps: 3" in text and "FID" in text and "64 real val images vs 64 generated" in text
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) == 2
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
 
 
 @pytest.mark.slow
 def test_translation_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_STEPS", "3")
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_WIDTH", "4")
-    monkeypatch.setenv("GAN_MODULES_NOTEBOOK_TEST_IMAGES", "32")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    nb = nbformat.read(ROOT / "notebooks" / "translation.ipynb", as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    text, outputs = run_notebook("translation", tmp_path, monkeypatch, GAN_MODULES_NOTEBOOK_TEST_IMAGES="32")
     assert "generator steps: 3" in text and "CycleGAN generator steps: 3" in text
     assert "test pairs: 32" in text and "L1 identity (edges):" in text
     assert "TorchScript export matches the eager generator" in text
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) == 2
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
 
 
 def test_notebooks_have_no_stored_outputs():
