@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .common import check_channels, check_image_size, dcgan_init_
-from .dcgan import SUPPORTED_SIZES, _base_and_blocks, _norm
+from .dcgan import SUPPORTED_SIZES, _base_and_blocks, discriminator_trunk
 
 Conditioning = Literal["concat", "projection"]
 LabelEncoding = Literal["onehot", "embedding"]
@@ -124,13 +124,7 @@ class ConditionalDiscriminator(nn.Module):
         self.encoder = LabelEncoder(num_classes, label_encoding, embed_dim) if conditioning == "concat" else None
         in_ch = channels + (self.encoder.dim if self.encoder is not None else 0)
         base, blocks = _base_and_blocks(image_size)
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        width = ndf
-        for _ in range(blocks - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
-                       nn.LeakyReLU(0.2, True)]
-            width *= 2
-        self.features = nn.Sequential(*layers)
+        self.features, width = discriminator_trunk(in_ch, ndf, blocks, norm)
         if conditioning == "projection":
             self.head: nn.Module = nn.Linear(width, 1)  # ψ on sum-pooled features
             self.projection = nn.Embedding(num_classes, width)  # V: one row per class

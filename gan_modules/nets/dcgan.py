@@ -35,6 +35,18 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}: choose one of batch, layer, instance, none")
 
 
+def discriminator_trunk(in_channels: int, ndf: int, blocks: int, norm: str) -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's convolutions: a stride-2 conv without norm on the input, then ``blocks - 1``
+    stride-2 conv + norm + LeakyReLU(0.2) blocks doubling the width. Returns the stack and its output width."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    width = ndf
+    for _ in range(blocks - 1):
+        layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
+                   nn.LeakyReLU(0.2, True)]
+        width *= 2
+    return nn.Sequential(*layers), width
+
+
 class DCGANGenerator(nn.Module):
     """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]; ``ngf`` is the width of the last hidden block."""
 
@@ -70,13 +82,7 @@ class DCGANDiscriminator(nn.Module):
         check_image_size("DCGANDiscriminator", image_size, SUPPORTED_SIZES)
         check_channels("DCGANDiscriminator", channels)
         base, blocks = _base_and_blocks(image_size)
-        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        width = ndf
-        for _ in range(blocks - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
-                       nn.LeakyReLU(0.2, True)]
-            width *= 2
-        self.features = nn.Sequential(*layers)
+        self.features, width = discriminator_trunk(channels, ndf, blocks, norm)
         self.head = nn.Conv2d(width, 1, base, 1, 0)
         self.feature_width = width
         dcgan_init_(self)
