@@ -96,8 +96,6 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "trigger", "resume_from"), CASES, ids=[c[0] for c in CASES])
 def test_resume_from_a_mid_run_checkpoint_is_exact(tmp_path, name, trigger, resume_from):
-    if name not in MODELS:
-        pytest.skip(f"{name} is not registered")
     straight, final = fit(tmp_path, name, "straight", **trigger)
     reference = read_checkpoint(final)
     assert reference["gan_modules"]["generator_steps"] == straight.hparams.max_generator_steps
