@@ -1,23 +1,66 @@
-"""gan_modules: paper-faithful GAN baselines as PyTorch Lightning modules."""
+"""gan_modules: paper-faithful GAN baselines as PyTorch Lightning modules.
 
-from .base import AdversarialModule
-from .cgan import CGAN
-from .dcgan import DCGAN
-from .errors import CheckpointError, ConfigError
-from .gan import GAN
-from .sngan import SNGAN
-from .wgan import WGAN
-from .wgan_gp import WGANGP
-from .cyclegan import CycleGAN
-from .pix2pix import Pix2Pix
-from .stargan import StarGAN
+Names are imported lazily (PEP 562), so that light modules such as ``gan_modules.errors`` can be used (by the data
+package, for instance) without importing Lightning and every variant.
+"""
 
-#: every trainable variant, by class name; tests are parametrized over it, so a new GAN needs no test edit.
-MODELS: dict[str, type[AdversarialModule]] = {"GAN": GAN, "DCGAN": DCGAN}
-MODELS.update({"CGAN": CGAN, "WGAN": WGAN, "WGANGP": WGANGP, "SNGAN": SNGAN})
-MODELS.update({"Pix2Pix": Pix2Pix, "CycleGAN": CycleGAN, "StarGAN": StarGAN})
+from __future__ import annotations
 
-__all__ = ["AdversarialModule", "CheckpointError", "ConfigError", "DCGAN", "GAN", "MODELS"]
-__all__ += ["CGAN", "SNGAN", "WGAN", "WGANGP"]
-__all__ += ["CycleGAN", "Pix2Pix", "StarGAN"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "AdversarialModule": ".base",
+    "ImageGAN": ".image_gan",
+    "TranslationModule": ".translation",
+    "GAN": ".gan",
+    "DCGAN": ".dcgan",
+    "CGAN": ".cgan",
+    "WGAN": ".wgan",
+    "WGANGP": ".wgan_gp",
+    "SNGAN": ".sngan",
+    "Pix2Pix": ".pix2pix",
+    "CycleGAN": ".cyclegan",
+    "StarGAN": ".stargan",
+    "MODELS": ".registry",
+    "UserError": ".errors",
+    "ConfigError": ".errors",
+    "CheckpointError": ".errors",
+    "load_model": ".registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gan_modules' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from .base import AdversarialModule
+    from .cgan import CGAN
+    from .registry import load_model
+    from .cyclegan import CycleGAN
+    from .dcgan import DCGAN
+    from .errors import CheckpointError, ConfigError, UserError
+    from .gan import GAN
+    from .image_gan import ImageGAN
+    from .pix2pix import Pix2Pix
+    from .registry import MODELS
+    from .sngan import SNGAN
+    from .stargan import StarGAN
+    from .translation import TranslationModule
+    from .wgan import WGAN
+    from .wgan_gp import WGANGP

@@ -1,8 +1,13 @@
-"""The adversarial training loop shared by every GAN variant (manual optimization).
+"""The adversarial training loop shared by every GAN (manual optimization). It knows nothing of noise, labels or
+translation: those belong to the two families built on it, ``gan_modules.image_gan.ImageGAN`` (noise/labels →
+image) and ``gan_modules.translation.TranslationModule`` (image → image).
 
-A variant supplies only what differs: its networks, ``discriminator_loss(batch)`` and ``generator_loss(batch)``
-(each returning ``(loss, logs)``), how to draw sampling inputs, and optional hooks such as
-``after_discriminator_step`` (WGAN's weight clipping) or ``critic_steps`` (WGAN's 100-critic-step schedule).
+Per batch the loop builds one ``StepContext`` (``make_context``), runs the discriminator step, and every
+``critic_steps()`` D steps a generator step (CycleGAN-style variants: G first, then D). A variant supplies
+``discriminator_loss(batch, ctx)`` and ``generator_loss(batch, ctx)`` (each ``(loss, logs)``); the loop adds the
+configured penalty (``penalty``/``penalty_weight``) to the D loss over the critics the variant recorded in the context,
+freezes the other network's parameters during each step, skips non-finite steps (``NonFiniteGuard``), updates the EMA
+of G (``EMA``), steps schedulers, counts steps, and keeps the per-rank random streams (``RandomStreams``) in checkpoints.
 
 Training length is counted in **generator steps**, as papers report it. Lightning's ``trainer.global_step``
 counts every ``optimizer.step()`` of every optimizer (Lightning issue #17958), so with two optimizers and n_critic
@@ -14,25 +19,32 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import inspect
-import math
-import os
 import logging
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from .checkpoint import check_checkpoint_class, rng_state, set_rng_state
+from . import _compat
+from .checkpoint import check_checkpoint_class
+from .context import Batch, StepContext
+from .ema import EMA, recompute_batchnorm_statistics
 from .errors import ConfigError
-from .losses import d_real_fake_scores, get_loss
+from .guard import NonFiniteGuard
+from .losses import get_loss
 from .penalties import check_penalty_config, clip_weights_, get_penalty, loss_scaler
+from .rng import RandomStreams, gather, global_rng_state, set_global_rng_state
 
-Batch = dict[str, Tensor]
 log = logging.getLogger(__name__)
+
+#: format of the ``checkpoint["gan_modules"]`` entry (2: per-rank RNG streams, guard state, EMA schedule)
+STATE_VERSION = 2
 
 
 class AdversarialModule(L.LightningModule):
@@ -41,21 +53,24 @@ class AdversarialModule(L.LightningModule):
     Args:
         image_size: side of the square images (linked from the datamodule by the CLI).
         channels: image channels (linked from the datamodule).
-        num_classes: number of classes of the data (linked from the datamodule; used by conditional variants).
-        latent_dim: size of the generator's noise input z.
+        num_classes: number of classes/domains of the data (linked from the datamodule; conditional variants).
         loss: adversarial objective by name (see ``gan_modules.losses.LOSSES``).
         n_critic: discriminator steps per generator step.
         max_generator_steps: stop after this many generator steps (None: let the trainer's epochs decide).
-        ema_decay: decay of the exponential moving average of G's weights used for sampling (None: off). The
-            effective decay warms up as ``min(decay, (1 + t) / (10 + t))`` over generator steps ``t``.
+        ema_decay: decay of the exponential moving average of G's weights used for sampling (None: off); see
+            ``gan_modules.ema``: the EMA copy gets its own BatchNorm statistics before it samples.
+        ema_start: generator steps during which the EMA is a copy of G; averaging (with a warm-up of the decay,
+            ``min(decay, (1 + t) / (10 + t))`` over the steps ``t`` since the start) begins after them.
         optimizer_g: optimizer factory for G (None: the variant's paper default, see ``default_optimizer``).
         optimizer_d: optimizer factory for D (None: the variant's paper default).
         lr_scheduler_g: LR scheduler factory for G's optimizer (None: constant LR).
         lr_scheduler_d: LR scheduler factory for D's optimizer (None: constant LR).
         lr_scheduler_interval: step schedulers once per ``"generator_step"`` or once per ``"epoch"``.
-        sample_seed: seed of the fixed noise used for sample grids and ``predict``.
-        penalty: discriminator penalty by name (see ``gan_modules.penalties.PENALTIES``: ``gradient_penalty``,
-            ``r1``), added to D's loss times ``penalty_weight``; None: no penalty.
+        sample_seed: seed of the fixed inputs of sample grids and ``predict``.
+        penalty: discriminator penalty by name (``gan_modules.penalties.PENALTIES``: ``gradient_penalty``, ``r1``),
+            added by the loop to D's loss times ``penalty_weight`` over the discriminator calls the variant records
+            (conditional: with the labels; Pix2Pix: on (input, output) pairs; CycleGAN: both discriminators);
+            None: no penalty.
         penalty_weight: the penalty's weight (WGAN-GP's λ = 10; R1's γ).
         weight_clip: clip every D parameter to [-c, c] after each D step (WGAN's c = 0.01); None: no clipping.
         fused_optimizer: build the optimizers with ``fused=True`` (one kernel per step instead of one per
@@ -65,7 +80,7 @@ class AdversarialModule(L.LightningModule):
         channels_last: store the networks' conv weights and the batch's images in ``torch.channels_last`` (NHWC):
             faster convolutions on tensor-core GPUs, especially under ``bf16-mixed``/``16-mixed``.
         compile_nets: ``torch.compile`` G and D (with ``module.compile()``, so checkpoint keys do not change); the
-            gradient penalty pass stays eager (double backward through compiled graphs is unsupported).
+            penalty pass stays eager (double backward through compiled graphs is unsupported).
         max_nonfinite_steps: non-finite guard: an optimizer step whose loss or gradient is inf/NaN is skipped (the
             weights and optimizer state stay as they were) and counted (``train/nonfinite_skips``); this many skips
             in a row stop training with a clear error. Costs one host sync per optimizer step; None turns the guard
@@ -82,11 +97,11 @@ class AdversarialModule(L.LightningModule):
         image_size: int = 28,
         channels: int = 1,
         num_classes: int | None = None,
-        latent_dim: int = 100,
         loss: str = "non_saturating",
         n_critic: int = 1,
         max_generator_steps: int | None = None,
         ema_decay: float | None = 0.999,
+        ema_start: int = 0,
         optimizer_g: OptimizerCallable | None = None,
         optimizer_d: OptimizerCallable | None = None,
         lr_scheduler_g: LRSchedulerCallable | None = None,
@@ -107,15 +122,15 @@ class AdversarialModule(L.LightningModule):
             raise ConfigError(f"n_critic must be >= 1 (discriminator steps per generator step), got {n_critic}")
         if max_generator_steps is not None and max_generator_steps < 1:
             raise ConfigError(f"max_generator_steps must be >= 1, got {max_generator_steps}")
-        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1) or null to disable EMA, got {ema_decay}")
-        if max_nonfinite_steps is not None and max_nonfinite_steps < 1:
-            raise ConfigError(f"max_nonfinite_steps must be >= 1 (skipped non-finite steps in a row before stopping) "
-                              f"or null to turn the guard off, got {max_nonfinite_steps}")
         if self.generator_first and n_critic != 1:
             raise ConfigError(f"{type(self).__name__} updates G before D on every batch; n_critic must be 1")
+        if lr_scheduler_interval not in ("generator_step", "epoch"):
+            raise ConfigError(f"lr_scheduler_interval must be 'generator_step' or 'epoch', got {lr_scheduler_interval!r}")
         self.adversarial_loss = get_loss(loss)
         check_penalty_config(penalty, penalty_weight, weight_clip)
+        self.ema = EMA(ema_decay, ema_start) if ema_decay is not None else None
+        self.guard = NonFiniteGuard(max_nonfinite_steps) if max_nonfinite_steps is not None else None
+        self.streams = RandomStreams()
         self.automatic_optimization = False
         self._optimizer_factories = (optimizer_g, optimizer_d)
         self._scheduler_factories = (lr_scheduler_g, lr_scheduler_d)
@@ -123,52 +138,28 @@ class AdversarialModule(L.LightningModule):
         self.generator_steps = 0
         self.discriminator_steps = 0
         self._critic_count = 0
-        self.nonfinite_skips = 0
-        self._nonfinite_streak: dict[str, int] = {}  # skipped steps in a row, per network (non-finite guard)
-        self._pending_rng: dict[str, Any] | None = None  # RNG states of a checkpoint, applied at on_train_start
+        self._pending_rng: dict[str, Any] | None = None  # every rank's streams from a checkpoint (first batch)
         self._rng_outside_validation: dict[str, Any] | None = None
         self._scheduler_epochs: int | None = 0
         self._checked_batch = False
+        self._ema_statistics_step: int | None = None  # generator step of the EMA's last standing statistics
         self.generator: nn.Module
         self.discriminator: nn.Module
         self.generator_ema: nn.Module | None = None
 
     # ------------------------------------------------------------------------------------------------------------
-    # What a variant provides. The defaults are the unconditional image GAN: D on real images vs G(z) detached,
-    # then G through D; conditional and translation variants override these methods.
-    def fake_images(self, batch: Batch) -> Tensor:
-        return self.generator(**self.sample_inputs(batch["image"].shape[0]))
+    # What a family or variant provides
+    def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
+        """The iteration's context (see ``gan_modules.context``); families draw their inputs here."""
+        return StepContext(batch, self.streams.ensure(self.device), generator_step)
 
-    def discriminate(self, images: Tensor, batch: Batch) -> Tensor:
-        """D's logits for ``images``; conditional variants also pass ``batch['label']``."""
-        return self.discriminator(images)
+    def discriminator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's loss and logs; record the discriminator calls to penalise with ``ctx.add_critic``."""
+        raise NotImplementedError
 
-    def discriminator_penalty(self, real: Tensor, fake: Tensor, batch: Batch) -> tuple[Tensor | None, dict]:
-        """Extra D loss term (gradient penalty, R1, ...): ``(penalty or None, logs)``. The default applies
-        ``hparams.penalty`` (by name) with ``hparams.penalty_weight``, through ``discriminate`` (so it is conditional
-        for conditional variants) and with the fp16 loss scaler when there is one."""
-        name = self.hparams.get("penalty")
-        if name is None or self.hparams.penalty_weight == 0:
-            return None, {}
-        with self._eager():  # double backward through a compiled D is unsupported: the penalty pass runs eagerly
-            value = get_penalty(name)(lambda x: self.discriminate(x, batch), real, fake,
-                                      scaler=loss_scaler(self._trainer))
-        return self.hparams.penalty_weight * value, {name: value.detach()}
-
-    def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        real = batch["image"]
-        fake = self.fake_images(batch).detach()
-        d_real, d_fake = self.discriminate(real, batch), self.discriminate(fake, batch)
-        loss = self.adversarial_loss.discriminator(d_real, d_fake)
-        penalty, logs = self.discriminator_penalty(real, fake, batch)
-        logs = {"loss_d": loss.detach(), **d_real_fake_scores(d_real, d_fake), **logs}
-        if penalty is not None:
-            loss = loss + penalty
-        return loss, logs
-
-    def generator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        loss = self.adversarial_loss.generator(self.discriminate(self.fake_images(batch), batch))
-        return loss, {"loss_g": loss.detach()}
+    def generator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's loss and logs."""
+        raise NotImplementedError
 
     def after_discriminator_step(self) -> None:
         """Hook run after every discriminator update; clips D's weights when ``hparams.weight_clip`` is set (WGAN)."""
@@ -179,24 +170,51 @@ class AdversarialModule(L.LightningModule):
         """Discriminator steps before the next generator step; may depend on ``self.generator_steps``."""
         return self.hparams.n_critic
 
-    def sample_inputs(self, n: int, seed: int | None = None) -> dict[str, Tensor]:
-        """Generator inputs for ``n`` samples; ``seed`` makes them reproducible (fixed-noise grids)."""
-        if seed is None:
-            return {"z": torch.randn(n, self.hparams.latent_dim, device=self.device)}
-        gen = torch.Generator().manual_seed(seed)
-        return {"z": torch.randn(n, self.hparams.latent_dim, generator=gen).to(self.device)}
+    def check_batch(self, batch: Batch) -> None:
+        """Fails with one clear line when the data does not match the model (called on the first batch)."""
+
+    def standing_inputs(self) -> Iterable[dict[str, Tensor]] | None:
+        """Generator inputs for the EMA copy's BatchNorm statistics (None: keep the copied statistics)."""
+        return None
 
     def finish_setup(self, generator: nn.Module, discriminator: nn.Module) -> None:
         """Registers the networks (call at the end of a variant's ``__init__``) and builds the EMA copy of G."""
         self.generator = generator
         self.discriminator = discriminator
-        if self.hparams.ema_decay is not None:
+        if self.ema is not None:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
+
+    def check_images(self, images: Tensor) -> None:
+        """One-line errors when images do not have the model's channels and size."""
+        c, s = self.hparams.channels, self.hparams.image_size
+        if images.shape[1] != c:
+            raise ConfigError(
+                f"data has {images.shape[1]} channel(s) but the model was built for {c}; set --data.channels {c} "
+                f"or --model.init_args.channels {images.shape[1]}"
+            )
+        if tuple(images.shape[-2:]) != (s, s):
+            raise ConfigError(
+                f"data images are {tuple(images.shape[-2:])} but the model was built for {s}x{s}; set "
+                f"--data.image_size {s}"
+            )
 
     # ------------------------------------------------------------------------------------------------------------
     # Sampling
+    @property
+    def nonfinite_skips(self) -> int:
+        return self.guard.skips if self.guard is not None else 0
+
     def sampling_generator(self, use_ema: bool = True) -> nn.Module:
-        return self.generator_ema if use_ema and self.generator_ema is not None else self.generator
+        """The network to sample from: the EMA copy (with BatchNorm statistics of its own weights, recomputed when
+        they are stale) when there is one and ``use_ema``, else G."""
+        if not use_ema or self.generator_ema is None:
+            return self.generator
+        if self._ema_statistics_step != self.generator_steps:
+            inputs = self.standing_inputs()
+            if inputs is not None:
+                recompute_batchnorm_statistics(self.generator_ema, inputs)
+            self._ema_statistics_step = self.generator_steps
+        return self.generator_ema
 
     @torch.no_grad()
     def generate(self, inputs: dict[str, Tensor], use_ema: bool = True) -> Tensor:
@@ -209,21 +227,14 @@ class AdversarialModule(L.LightningModule):
         finally:
             net.train(was_training)
 
-    def forward(self, z: Tensor, **kwargs: Tensor) -> Tensor:
-        return self.generate({"z": z, **kwargs})
-
-    def sample_grid(self, n: int = 64, seed: int | None = None) -> tuple[Tensor, int]:
-        """A grid's worth of images from fixed inputs and its number of columns; variants override the layout."""
-        seed = self.hparams.sample_seed if seed is None else seed
-        return self.generate(self.sample_inputs(n, seed)), int(math.ceil(math.sqrt(n)))
-
     # ------------------------------------------------------------------------------------------------------------
     # Optimizers
     def _make_optimizer(self, factory: OptimizerCallable | None, params: Any) -> torch.optim.Optimizer:
         if factory is not None:
-            if isinstance(factory, functools.partial):  # LightningCLI's OptimizerCallable: partial(cls, **init_args)
-                cls = next((a for a in factory.args if inspect.isclass(a)), factory.func)
-                return factory(params, **self._fused_kwargs(cls, factory.keywords))
+            parts = _compat.optimizer_factory_parts(factory)
+            if parts is not None:
+                cls, keywords = parts
+                return factory(params, **self._fused_kwargs(cls, keywords))
             return factory(params)
         kwargs = dict(self.default_optimizer)
         cls = getattr(torch.optim, kwargs.pop("name"))
@@ -235,49 +246,13 @@ class AdversarialModule(L.LightningModule):
         choice = self.hparams.get("fused_optimizer")
         if choice is False or "fused" in explicit or explicit.get("foreach") is not None:
             return {}
-        if choice is None and (self.device.type != "cuda" or loss_scaler(self._trainer) is not None):
+        if choice is None and (self.device.type != "cuda" or loss_scaler(_compat.attached_trainer(self)) is not None):
             return {}
         try:
             takes_fused = "fused" in inspect.signature(cls).parameters
         except (TypeError, ValueError):
             takes_fused = False
         return {"fused": True} if takes_fused else {}
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Speed options: channels_last and torch.compile of G and D (not of the whole LightningModule, Lightning #21513).
-    def setup(self, stage: str) -> None:
-        if self.hparams.get("channels_last"):
-            for net in (self.generator, self.discriminator, self.generator_ema):
-                if net is not None:
-                    net.to(memory_format=torch.channels_last)  # 4-D weights only; keeps parameter identity
-        if self.hparams.get("compile_nets") and not getattr(self, "_nets_compiled", False):
-            for net in (self.generator, self.discriminator):
-                for m in net.values() if isinstance(net, nn.ModuleDict) else [net]:
-                    m.compile()  # in place: state-dict keys keep their names (torch.compile(m) adds _orig_mod.)
-            self._nets_compiled = True
-
-    def _eager(self):
-        """Context in which compiled networks run eagerly (the gradient-penalty pass)."""
-        if getattr(self, "_nets_compiled", False):
-            return torch.compiler.set_stance("force_eager")
-        return contextlib.nullcontext()
-
-    @staticmethod
-    def _channels_last_batch(batch: Batch) -> Batch:
-        return {k: v.contiguous(memory_format=torch.channels_last) if isinstance(v, Tensor) and v.ndim == 4 else v
-                for k, v in batch.items()}
-
-    def _should_log_step(self) -> bool:
-        """Log training scalars only on the steps Lightning writes to the loggers (every
-        ``trainer.log_every_n_steps`` batches, the last step, every step under ``fast_dev_run``): logging a value
-        costs a host-to-device copy and the progress bar reads logged tensors back (a device sync) at every refresh."""
-        trainer = self._trainer
-        if trainer is None:
-            return False
-        if trainer.fast_dev_run:
-            return True
-        connector = getattr(trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True))
 
     def configure_optimizers(self):
         opt_g = self._make_optimizer(self._optimizer_factories[0], self.generator.parameters())
@@ -293,77 +268,96 @@ class AdversarialModule(L.LightningModule):
             s.step()
 
     # ------------------------------------------------------------------------------------------------------------
-    # The loop
-    def check_batch(self, batch: Batch) -> None:
-        """Fails with one clear line when the data does not match the model (checked on the first batch)."""
-        image = batch.get("image")
-        if image is None:
-            return
-        c, s = self.hparams.channels, self.hparams.image_size
-        if image.shape[1] != c:
-            raise ConfigError(
-                f"data has {image.shape[1]} channel(s) but the model was built for {c}; set --data.channels {c} "
-                f"or --model.init_args.channels {image.shape[1]}"
-            )
-        if tuple(image.shape[-2:]) != (s, s):
-            raise ConfigError(
-                f"data images are {tuple(image.shape[-2:])} but the model was built for {s}x{s}; set "
-                f"--data.image_size {s}"
-            )
+    # Speed options: channels_last and torch.compile of G and D (not of the whole LightningModule, Lightning #21513).
+    def setup(self, stage: str) -> None:
+        if self.hparams.get("channels_last"):
+            for net in (self.generator, self.discriminator, self.generator_ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)  # 4-D weights only; keeps parameter identity
+        if self.hparams.get("compile_nets") and not getattr(self, "_nets_compiled", False):
+            for net in (self.generator, self.discriminator):
+                for m in net.values() if isinstance(net, nn.ModuleDict) else [net]:
+                    m.compile()  # in place: state-dict keys keep their names (torch.compile(m) adds _orig_mod.)
+            self._nets_compiled = True
 
-    def _optimize(self, opt, loss_fn, batch: Batch) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt)
-        try:
-            loss, logs = loss_fn(batch)
-            self.manual_backward(loss)
-            network = getattr(loss_fn, "__name__", "optimizer").replace("_loss", "")
-            if self._nonfinite(loss, opt):  # skip: weights and optimizer state (moments, step count) untouched
-                self._skip_nonfinite(network)
-            else:
-                self._nonfinite_streak[network] = 0
-                opt.step()
-            opt.zero_grad(set_to_none=True)
-        finally:
-            self.untoggle_optimizer(opt)
-        return logs
+    def _eager(self):
+        """Context in which compiled networks run eagerly (the penalty pass: double backward)."""
+        if getattr(self, "_nets_compiled", False):
+            return torch.compiler.set_stance("force_eager")
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def _channels_last_batch(batch: Batch) -> Batch:
+        return {k: v.contiguous(memory_format=torch.channels_last) if isinstance(v, Tensor) and v.ndim == 4 else v
+                for k, v in batch.items()}
+
+    def _should_log_step(self) -> bool:
+        """Log training scalars only on the steps Lightning writes to the loggers (every
+        ``trainer.log_every_n_steps`` batches, the last step, every step under ``fast_dev_run``): logging a value
+        costs a host-to-device copy and the progress bar reads logged tensors back (a device sync) at every refresh."""
+        trainer = _compat.attached_trainer(self)
+        if trainer is None:
+            return False
+        return bool(trainer.fast_dev_run) or _compat.should_update_logs(trainer)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Non-finite guard: one device reduction and one host sync per optimizer step (like GradScaler's own check).
-    def _nonfinite(self, loss: Tensor, opt) -> bool:
-        """True when ``loss`` or any gradient of ``opt``'s parameters is inf/NaN (guard on, no fp16 scaler)."""
-        if self.hparams.get("max_nonfinite_steps") is None or loss_scaler(self._trainer) is not None:
-            return False  # off, or 16-mixed: the GradScaler skips inf/NaN steps itself (and calibrates its scale)
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        total = loss.detach().float().sum()
-        if grads:  # inf/NaN anywhere makes a norm non-finite; one fused reduction instead of a check per tensor
-            total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
-        return not bool(torch.isfinite(total))
+    # The loop
+    @contextlib.contextmanager
+    def _frozen(self, net: nn.Module) -> Iterator[None]:
+        """``net``'s parameters take no gradient inside (the network that is not being stepped)."""
+        params = [p for p in net.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
 
-    def _skip_nonfinite(self, network: str) -> None:
-        self.nonfinite_skips += 1
-        streak = self._nonfinite_streak[network] = self._nonfinite_streak.get(network, 0) + 1
-        limit = self.hparams.max_nonfinite_steps
-        where = f"generator step {self.generator_steps}"
-        if streak >= limit:
-            raise ConfigError(
-                f"training diverged: {streak} {network} optimizer steps in a row had a non-finite loss or "
-                f"gradient (last: {network} at {where}); the weights are those of the last finite step and the last "
-                "checkpoint is kept: lower the learning rate, use --trainer.precision 32-true or bf16-mixed, or "
-                "raise --model.init_args.max_nonfinite_steps"
-            )
-        log.warning(f"non-finite {network} loss or gradient at {where}: update skipped "
-                    f"({streak} in a row, {self.nonfinite_skips} in total)")
+    def _add_penalty(self, loss: Tensor, logs: dict[str, Tensor], ctx: StepContext) -> Tensor:
+        name, weight = self.hparams.get("penalty"), self.hparams.get("penalty_weight", 0.0)
+        if name is None or weight == 0:
+            return loss
+        if not ctx.critics:
+            raise ConfigError(f"{type(self).__name__} recorded no discriminator call to penalise; set "
+                              "--model.init_args.penalty null")
+        fn, scaler = get_penalty(name), loss_scaler(_compat.attached_trainer(self))
+        with self._eager():  # double backward through a compiled D is unsupported: the penalty pass runs eagerly
+            value = sum(fn(c.critic, c.real, c.fake, scaler=scaler, generator=ctx.noise) for c in ctx.critics)
+        logs[name] = value.detach()
+        return loss + weight * value
 
-    def _discriminator_update(self, batch: Batch, opt_d) -> dict[str, Tensor]:
-        logs = self._optimize(opt_d, self.discriminator_loss, batch)
+    def _optimize(self, network: Literal["generator", "discriminator"], opt, batch: Batch,
+                  ctx: StepContext) -> dict[str, Tensor]:
+        other = self.discriminator if network == "generator" else self.generator
+        with self._frozen(other):
+            if network == "generator":
+                loss, logs = self.generator_loss(batch, ctx)
+            else:
+                loss, logs = self.discriminator_loss(batch, ctx)
+                loss = self._add_penalty(loss, logs, ctx)
+            self.manual_backward(loss)
+            finite = True
+            if self.guard is not None and loss_scaler(_compat.attached_trainer(self)) is None:
+                grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+                finite = self.guard.is_finite(loss, grads)
+            if finite:  # else skip: weights and optimizer state (moments, step count) untouched
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.guard is not None:
+            self.guard.record(network, finite, f"generator step {self.generator_steps}")
+        return logs
+
+    def _discriminator_update(self, batch: Batch, ctx: StepContext, opt_d) -> dict[str, Tensor]:
+        logs = self._optimize("discriminator", opt_d, batch, ctx)
         self.after_discriminator_step()
         self.discriminator_steps += 1
         return logs
 
-    def _generator_update(self, batch: Batch, opt_g) -> dict[str, Tensor]:
-        logs = self._optimize(opt_g, self.generator_loss, batch)
-        self.generator_steps += 1
+    def _generator_update(self, batch: Batch, ctx: StepContext, opt_g) -> dict[str, Tensor]:
+        logs = self._optimize("generator", opt_g, batch, ctx)
         self.update_ema()
+        self.generator_steps += 1
         if self.hparams.lr_scheduler_interval == "generator_step":
             self._step_schedulers()
         max_g = self.hparams.max_generator_steps
@@ -378,16 +372,18 @@ class AdversarialModule(L.LightningModule):
         if self.hparams.get("channels_last") and isinstance(batch, dict):
             batch = self._channels_last_batch(batch)
         opt_g, opt_d = self.optimizers()
+        g_step = self.generator_first or self._critic_count + 1 >= self.critic_steps()
+        ctx = self.make_context(batch, g_step)
         logs: dict[str, Tensor] = {}
         if self.generator_first:
-            logs.update(self._generator_update(batch, opt_g))
-            logs.update(self._discriminator_update(batch, opt_d))
+            logs.update(self._generator_update(batch, ctx, opt_g))
+            logs.update(self._discriminator_update(batch, ctx, opt_d))
         else:
-            logs.update(self._discriminator_update(batch, opt_d))
+            logs.update(self._discriminator_update(batch, ctx, opt_d))
             self._critic_count += 1
-            if self._critic_count >= self.critic_steps():
+            if g_step:
                 self._critic_count = 0
-                logs.update(self._generator_update(batch, opt_g))
+                logs.update(self._generator_update(batch, ctx, opt_g))
         if self._should_log_step():  # at the logging interval only: no per-step host-to-device copy or sync
             n = next((v.shape[0] for v in batch.values() if isinstance(v, Tensor) and v.ndim > 0), 1)
             self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False,
@@ -411,13 +407,34 @@ class AdversarialModule(L.LightningModule):
                 self._step_schedulers()
             self._scheduler_epochs = max(done, self.trainer.current_epoch)
 
+    # ------------------------------------------------------------------------------------------------------------
+    # Random streams: this rank's own (see gan_modules.rng), restored exactly on resume.
+    @staticmethod
+    def run_seed() -> int:
+        """The run's seed: what ``seed_everything`` set (``PL_GLOBAL_SEED``), else torch's initial seed."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        return int(seed) if seed is not None and seed.lstrip("-").isdigit() else torch.initial_seed()
+
+    def on_fit_start(self) -> None:
+        self.streams.start(self.run_seed(), self.global_rank, self.trainer.world_size, self.device)
+
+    def _restore_streams(self) -> None:
+        saved, self._pending_rng = self._pending_rng, None
+        ranks = saved.get("ranks") if isinstance(saved, dict) and "ranks" in saved else [saved]
+        world, rank = self.trainer.world_size, self.global_rank
+        if len(ranks) == world:
+            self.streams.load(ranks[rank], self.device)
+        else:  # another number of ranks: reproducible fresh streams (the old ones cannot be split or merged)
+            rank_zero_warn(f"the checkpoint holds the random streams of {len(ranks)} rank(s) but this run has {world}: "
+                           "each rank starts fresh streams (the run continues, but not bit-identically)")
+            self.streams.start(self.run_seed() + self.generator_steps, rank, world, self.device)
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self._pending_rng is not None:
             # A resumed fit continues the saved random streams right before its first batch: the checkpoint was
             # written after a batch, and whatever Lightning does before the next one on a restart (re-creating
             # loaders, which draws seeds from the global RNG; fast-forwarding a validation) is thereby undone.
-            set_rng_state(self._pending_rng)
-            self._pending_rng = None
+            self._restore_streams()
             self._catch_up_epoch_schedulers()
         max_g = self.hparams.max_generator_steps
         if max_g is not None and self.generator_steps >= max_g:  # resumed a finished run: do nothing more
@@ -426,72 +443,46 @@ class AdversarialModule(L.LightningModule):
         return None
 
     # ------------------------------------------------------------------------------------------------------------
-    # EMA of the generator: parameters averaged, buffers (BatchNorm statistics, spectral-norm vectors) copied.
-    @torch.no_grad()
+    # EMA of the generator
     def update_ema(self) -> None:
-        if self.generator_ema is None:
-            return
-        t = self.generator_steps
-        decay = min(self.hparams.ema_decay, (1 + t) / (10 + t))
-        ema_params = list(self.generator_ema.parameters())
-        params = [p.detach() for p in self.generator.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+        """One EMA step after generator step ``generator_steps`` (see ``gan_modules.ema.EMA``)."""
+        if self.ema is not None and self.generator_ema is not None:
+            self.ema.update(self.generator_ema, self.generator, self.generator_steps)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Evaluation: the discriminator's view of held-out real images vs generated ones.
-    @torch.no_grad()
+    # Evaluation
     def evaluation_scores(self, batch: Batch) -> dict[str, Tensor]:
-        real = batch["image"]
-        fake = self.generate(self.evaluation_inputs(batch))
-        d_real = self._eval_discriminator(real, batch).float()
-        d_fake = self._eval_discriminator(fake, batch).float()
-        return {
-            "d_real_prob": torch.sigmoid(d_real).mean(),
-            "d_fake_prob": torch.sigmoid(d_fake).mean(),
-            "d_accuracy": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()),
-            "loss_d": self.adversarial_loss.discriminator(d_real, d_fake),
-            "loss_g": self.adversarial_loss.generator(d_fake),
-        }
-
-    def evaluation_inputs(self, batch: Batch) -> dict[str, Tensor]:
-        """Generator inputs matching a held-out batch (conditional variants reuse its labels)."""
-        return self.sample_inputs(batch["image"].shape[0])
-
-    def _eval_discriminator(self, images: Tensor, batch: Batch) -> Tensor:
-        return self.discriminate(images, batch)
+        """Scalars that describe the model on a held-out batch (the families define them)."""
+        return {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         scores = self.evaluation_scores(batch)
-        self.log_dict({f"val/{k}": v for k, v in scores.items()}, on_epoch=True, sync_dist=True)
+        if scores:
+            self.log_dict({f"val/{k}": v for k, v in scores.items()}, on_epoch=True, sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         scores = self.evaluation_scores(batch)
-        self.log_dict({f"test/{k}": v for k, v in scores.items()}, on_epoch=True, sync_dist=True)
-
-    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
-        """Batch ``{"index": (N,)}``: sample ``i`` comes from seed ``sample_seed + i`` (reproducible per image)."""
-        index = batch["index"]
-        inputs = [self.sample_inputs(1, seed=self.hparams.sample_seed + int(i)) for i in index.tolist()]
-        stacked = {k: torch.cat([d[k] for d in inputs]) for k in inputs[0]}
-        return {"images": self.generate(stacked), "index": index}
+        if scores:
+            self.log_dict({f"test/{k}": v for k, v in scores.items()}, on_epoch=True, sync_dist=True)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Checkpoint: the counters that Lightning does not know about.
+    # Checkpoint: the state Lightning does not know about.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = _compat.attached_trainer(self)
+        world = trainer.world_size if trainer is not None else 1
         checkpoint["gan_modules"] = {
+            "version": STATE_VERSION,
             "generator_steps": self.generator_steps,
             "discriminator_steps": self.discriminator_steps,
             "critic_count": self._critic_count,
-            "nonfinite_skips": self.nonfinite_skips,
-            "nonfinite_streak": dict(self._nonfinite_streak),
+            "guard": self.guard.state_dict() if self.guard is not None else None,
             "scheduler_epochs": self._scheduler_epochs,  # epochs whose per-epoch scheduler step was taken
             "class_path": f"{type(self).__module__}.{type(self).__qualname__}",
-            # torch CPU/CUDA, numpy and python RNGs (dropout, noise z, penalty interpolation), which Lightning does
-            # not save: restored right before the first batch of the resumed fit, so that it draws exactly the
-            # numbers of the uninterrupted run.
-            "rng": rng_state(),
+            # Every rank's random streams (noise generator, torch/CUDA, numpy and python RNGs: z, labels, penalty
+            # weights, dropout), which Lightning does not save: restored right before the first batch of the
+            # resumed fit, so that each rank draws exactly the numbers of the uninterrupted run. Gathering is a
+            # collective: Lightning calls this hook on every rank (Trainer.save_checkpoint runs on all of them).
+            "rng": {"world_size": world, "ranks": gather(self.streams.state(), world)},
         }
 
     @classmethod
@@ -512,10 +503,11 @@ class AdversarialModule(L.LightningModule):
         self.generator_steps = state.get("generator_steps", 0)
         self.discriminator_steps = state.get("discriminator_steps", 0)
         self._critic_count = state.get("critic_count", 0)
-        self.nonfinite_skips = state.get("nonfinite_skips", 0)
-        self._nonfinite_streak = dict(state.get("nonfinite_streak") or {})
-        self._pending_rng = state.get("rng")  # applied at the first on_train_batch_start of the resumed fit
+        if self.guard is not None and state.get("guard"):
+            self.guard.load_state_dict(state["guard"])
+        self._pending_rng = state.get("rng")  # applied at the first on_train_batch_start of a resumed fit
         self._scheduler_epochs = state.get("scheduler_epochs")
+        self._ema_statistics_step = None  # loaded EMA weights: recompute their BatchNorm statistics before sampling
 
     # Validation inside fit draws noise (and its loader a seed) from the global RNG; it runs on a copy of the RNG
     # streams so that it never changes the training trajectory (and a resumed run need not repeat it to stay
@@ -523,10 +515,13 @@ class AdversarialModule(L.LightningModule):
     # on_validation_model_train after the last validation hook.
     def on_validation_model_zero_grad(self) -> None:
         super().on_validation_model_zero_grad()
-        self._rng_outside_validation = rng_state()
+        self._rng_outside_validation = global_rng_state()
 
     def on_validation_model_train(self) -> None:
         super().on_validation_model_train()
         if self._rng_outside_validation is not None:
-            set_rng_state(self._rng_outside_validation)
+            set_global_rng_state(self._rng_outside_validation)
             self._rng_outside_validation = None
+
+
+__all__ = ["AdversarialModule", "Batch", "StepContext"]

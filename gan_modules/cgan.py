@@ -10,18 +10,21 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .base import AdversarialModule, Batch
+from .context import Batch
 from .errors import ConfigError
+from .image_gan import ImageGAN
 from .nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from .nets.spectral import add_spectral_norm
 
 
-class CGAN(AdversarialModule):
+class CGAN(ImageGAN):
     """Class-conditional GAN: G(z, y) and D(x, y) with the labels of the datamodule. ``conditioning="concat"`` is
     the paper's scheme (the class code concatenated to G's input and to D's input, as one-hot or a learned
     embedding); ``conditioning="projection"`` is the projection discriminator with conditional BatchNorm in G.
-    The paper's MLPs (with maxout D) are replaced by DCGAN-style conv nets and Adam 2e-4, β = (0.5, 0.999); the
-    fakes of each D/G step use the real batch's labels, so fake labels follow the data's class frequencies.
+    The paper's MLPs (with maxout D) are replaced by DCGAN-style conv nets and Adam 2e-4, β = (0.5, 0.999). The labels
+    of generated images are the real batch's (``fake_labels: data``, the concat default: they follow the data's
+    class frequencies) or uniform draws (``fake_labels: uniform``; the projection reference's updater samples them
+    uniformly, pfnet-research/sngan_projection ``updater.py``); None picks by ``conditioning``.
     Sample grids have one row per class, and each column shares its z across classes.
 
     Args:
@@ -32,13 +35,19 @@ class CGAN(AdversarialModule):
         ndf: discriminator width (DCGAN's first block).
         d_norm: normalisation in D (batch, layer, instance, none).
         spectral_norm: spectral normalization on every D layer (Miyato & Koyama trained projection D with it).
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule`; ``num_classes`` comes from the datamodule.
+        fake_labels: ``data``, ``uniform`` or None (``uniform`` for projection, ``data`` for concat).
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN`; ``num_classes`` comes from the datamodule.
     """
+
+    conditional = True
 
     def __init__(self, conditioning: Literal["concat", "projection"] = "concat",
                  label_encoding: Literal["onehot", "embedding"] = "onehot", embed_dim: int = 50, ngf: int = 64,
-                 ndf: int = 64, d_norm: str = "batch", spectral_norm: bool = False, **kwargs):
-        super().__init__(**kwargs)
+                 ndf: int = 64, d_norm: str = "batch", spectral_norm: bool = False,
+                 fake_labels: Literal["data", "uniform"] | None = None, **kwargs):
+        if fake_labels is None:
+            fake_labels = "uniform" if conditioning == "projection" else "data"
+        super().__init__(fake_labels=fake_labels, **kwargs)
         hp = self.hparams
         if hp.num_classes is None or hp.num_classes < 1:
             raise ConfigError(
@@ -55,16 +64,12 @@ class CGAN(AdversarialModule):
                                      label_encoding, embed_dim)
         self.finish_setup(g, add_spectral_norm(d) if spectral_norm else d)
 
-    # --- conditioning: fakes take the batch's labels; D sees the labels of what it judges ----------------------
-    def fake_images(self, batch: Batch) -> Tensor:
-        z = self.sample_inputs(batch["image"].shape[0])["z"]
-        return self.generator(z=z, y=batch["label"])
+    # --- conditioning: G(z, y), D(x, y) -------------------------------------------------------------------------
+    def generator_inputs(self, z: Tensor, y: Tensor | None) -> dict[str, Tensor]:
+        return {"z": z, "y": y}
 
-    def discriminate(self, images: Tensor, batch: Batch) -> Tensor:
-        return self.discriminator(images, batch["label"])
-
-    def evaluation_inputs(self, batch: Batch) -> dict[str, Tensor]:
-        return {"z": self.sample_inputs(batch["image"].shape[0])["z"], "y": batch["label"]}
+    def discriminate(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        return self.discriminator(images, labels)
 
     def check_batch(self, batch: Batch) -> None:
         super().check_batch(batch)
@@ -79,16 +84,10 @@ class CGAN(AdversarialModule):
             )
 
     # --- sampling ------------------------------------------------------------------------------------------------
-    def sample_inputs(self, n: int, seed: int | None = None) -> dict[str, Tensor]:
-        """z as in the base, and labels cycling through the classes (``i % num_classes``) so any n is balanced."""
-        inputs = super().sample_inputs(n, seed)
-        inputs["y"] = torch.arange(n, device=self.device) % self.hparams.num_classes
-        return inputs
-
     def class_inputs(self, per_class: int, seed: int | None = None) -> dict[str, Tensor]:
         """``per_class`` samples of every class, row-major by class; column ``j`` shares one z across classes."""
         k = self.hparams.num_classes
-        z = super().sample_inputs(per_class, seed)["z"]
+        z = self.sample_inputs(per_class, seed)["z"]
         return {"z": z.repeat(k, 1), "y": torch.arange(k, device=self.device).repeat_interleave(per_class)}
 
     def sample_grid(self, n: int = 64, seed: int | None = None) -> tuple[Tensor, int]:
@@ -96,11 +95,3 @@ class CGAN(AdversarialModule):
         per_class = max(1, math.ceil(n / self.hparams.num_classes))
         seed = self.hparams.sample_seed if seed is None else seed
         return self.generate(self.class_inputs(per_class, seed)), per_class
-
-    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
-        """Image ``i`` comes from z seeded by ``sample_seed + i`` and class ``i % num_classes``."""
-        index = batch["index"]
-        z = torch.cat([super(CGAN, self).sample_inputs(1, seed=self.hparams.sample_seed + int(i))["z"]
-                       for i in index.tolist()])
-        y = index.to(self.device) % self.hparams.num_classes
-        return {"images": self.generate({"z": z, "y": y}), "index": index}

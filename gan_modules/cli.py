@@ -11,22 +11,19 @@ from __future__ import annotations
 import sys
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.cli import LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodule classes for class-name resolution)
-from datamodules import DataError, ImageDataModule
-from datamodules.errors import last_data_error
+from datamodules import ImageDataModule
 
-from . import MODELS  # noqa: F401  (imports every variant)
+from ._compat import CheckpointPathHook
 from .base import AdversarialModule
 from .callbacks import GANCheckpoint, GeneratedImageWriter, GenerativeMetrics, SampleGrid
 from .checkpoint import SafeCheckpointIO, check_checkpoint_class, read_checkpoint
-from .errors import CheckpointError, ConfigError, last_user_error
+from .errors import CheckpointError, ConfigError, find_user_error
+from .registry import MODELS
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
-
-class GANCLI(LightningCLI):
+class GANCLI(CheckpointPathHook):
     def add_arguments_to_parser(self, parser) -> None:
         for attr in ("image_size", "channels", "num_classes"):
             parser.link_arguments(f"data.{attr}", f"model.init_args.{attr}", apply_on="instantiate")
@@ -43,7 +40,7 @@ class GANCLI(LightningCLI):
     #: hyperparameters that the command line decides even when a checkpoint is given (extend a run on resume)
     RUN_LENGTH_KEYS = ("max_generator_steps",)
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_checkpoint_path(self) -> None:
         """Lightning's version reads ``--ckpt_path`` with a raw ``torch.load`` (a corrupt file gives a traceback) and
         lets every checkpoint hyperparameter override the command line. Here the file is read weights-only with
         one-line errors, a checkpoint of another model class is refused by name, and the run length stays the
@@ -114,20 +111,6 @@ def main(args: list[str] | None = None) -> GANCLI | None:
             raise
         print(f"gan-modules: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def find_user_error(err: BaseException) -> BaseException | None:
-    """The user error behind ``err``: itself, one in its cause/context chain, or the last one raised when a library
-    (jsonargparse) re-raised it inside a multi-line message of its own."""
-    seen = err
-    while seen is not None:
-        if isinstance(seen, USER_ERRORS):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    for candidate in (last_user_error(), last_data_error()):
-        if candidate is not None and str(candidate) and str(candidate) in str(err):
-            return candidate
-    return None
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Batch
+from .context import Batch, StepContext
 from .errors import ConfigError
 from .losses import d_real_fake_scores
 from .nets.patchgan import PatchGANDiscriminator
@@ -62,7 +62,6 @@ class CycleGAN(TranslationModule):
             raise ConfigError(str(err)) from None
         self.d_scale, self.g_scale = reference_scales(loss)
         self.pools = {"a": ImagePool(pool_size, hp.sample_seed), "b": ImagePool(pool_size, hp.sample_seed + 1)}
-        self._fakes: dict[str, Tensor] | None = None
         self.finish_setup(generator, discriminator)
 
     translation_keys = frozenset({"a", "b"})
@@ -78,13 +77,21 @@ class CycleGAN(TranslationModule):
         if "a" not in batch or "b" not in batch:
             raise ConfigError(f"CycleGAN needs unpaired batches with 'a' and 'b' (got keys {sorted(batch)}); use "
                               "datamodules.UnpairedDataModule or an offline unpaired task")
-        super().check_batch({"image": batch["a"]})
-        super().check_batch({"image": batch["b"]})
+        self.check_images(batch["a"])
+        self.check_images(batch["b"])
 
-    def generator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
+        """Both translations once per iteration, as the reference's ``CycleGANModel.forward``: the G step (first)
+        back-propagates through them, the D step judges them detached, through the history pools
+        (junyanz/pytorch-CycleGAN-and-pix2pix ``models/cycle_gan_model.py``, ``optimize_parameters``)."""
+        ctx = super().make_context(batch, generator_step)
+        ctx["fake_b"], ctx["fake_a"] = self.generator["a2b"](batch["a"]), self.generator["b2a"](batch["b"])
+        return ctx
+
+    def generator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         hp, g, d = self.hparams, self.generator, self.discriminator
         a, b = batch["a"], batch["b"]
-        fake_b, fake_a = g["a2b"](a), g["b2a"](b)
+        fake_b, fake_a = ctx["fake_b"], ctx["fake_a"]
         rec_a, rec_b = g["b2a"](fake_b), g["a2b"](fake_a)
         adv_a2b = self.g_scale * self.adversarial_loss.generator(d["b"](fake_b))  # LSGAN: E[(D_B(G(a)) − 1)²]
         adv_b2a = self.g_scale * self.adversarial_loss.generator(d["a"](fake_a))
@@ -95,21 +102,17 @@ class CycleGAN(TranslationModule):
             idt = hp.lambda_identity * (hp.lambda_b * F.l1_loss(g["a2b"](b), b) + hp.lambda_a * F.l1_loss(g["b2a"](a), a))
             loss = loss + idt
             logs["loss_identity"] = idt.detach()
-        self._fakes = {"a": fake_a.detach(), "b": fake_b.detach()}
         return loss, {"loss_g": loss.detach(), **logs}
 
-    def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        fakes = self._fakes
-        if fakes is None:  # D stepped without a preceding G step (only outside the normal loop)
-            with torch.no_grad():
-                fakes = {"a": self.generator["b2a"](batch["b"]), "b": self.generator["a2b"](batch["a"])}
-        self._fakes = None
+    def discriminator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         loss, logs = 0.0, {}
         for side in ("a", "b"):
             net = self.discriminator[side]
-            d_real, d_fake = net(batch[side]), net(self.pools[side].query(fakes[side]))
+            fake = self.pools[side].query(ctx[f"fake_{side}"].detach())
+            d_real, d_fake = net(batch[side]), net(fake)
             side_loss = self.d_scale * self.adversarial_loss.discriminator(d_real, d_fake)  # ½[(D(x)−1)² + D(x̃)²]
             loss = loss + side_loss
+            ctx.add_critic(net, batch[side], fake)
             scores = d_real_fake_scores(d_real, d_fake)
             logs.update({f"loss_d_{side}": side_loss.detach(), **{f"{k}_{side}": v for k, v in scores.items()}})
         return loss, {"loss_d": loss.detach(), **logs}

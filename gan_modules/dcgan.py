@@ -3,11 +3,11 @@ Adversarial Networks", ICLR. https://arxiv.org/abs/1511.06434"""
 
 from __future__ import annotations
 
-from .base import AdversarialModule
+from .image_gan import ImageGAN
 from .nets import DCGANDiscriminator, DCGANGenerator
 
 
-class DCGAN(AdversarialModule):
+class DCGAN(ImageGAN):
     """GAN with the DCGAN convolutional nets and N(0, 0.02) init. Paper defaults: Adam lr 2e-4, β1 = 0.5
     (§4: 1e-3 was too high, β1 = 0.9 oscillated), batch 128, z ~ 100-d, LeakyReLU slope 0.2, non-saturating loss.
 
@@ -16,7 +16,7 @@ class DCGAN(AdversarialModule):
         ndf: width of the discriminator's first block (64 in the paper).
         g_norm: normalisation in G (``batch`` as in the paper).
         d_norm: normalisation in D (``batch`` as in the paper; ``layer``/``none`` for critics with penalties).
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule`.
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN`.
     """
 
     def __init__(self, ngf: int = 64, ndf: int = 64, g_norm: str = "batch", d_norm: str = "batch", **kwargs):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import AdversarialModule
+from .image_gan import ImageGAN
 from .nets import MLPDiscriminator, MLPGenerator
 
 
-class GAN(AdversarialModule):
+class GAN(ImageGAN):
     """The original GAN: MLP generator and discriminator, one D step per G step (k = 1, as in the paper's
     experiments), and the non-saturating generator objective that §3 of the paper recommends in practice
     (``loss="minimax"`` gives Eq. 1's saturating one).
@@ -19,7 +19,7 @@ class GAN(AdversarialModule):
         g_hidden: hidden widths of the generator MLP.
         d_hidden: hidden widths of the discriminator MLP.
         d_dropout: dropout after each hidden layer of D (the paper used dropout in D).
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule`.
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN`.
     """
 
     def __init__(self, g_hidden: tuple[int, ...] = (256, 512, 1024), d_hidden: tuple[int, ...] = (1024, 512, 256),

@@ -3,13 +3,14 @@ https://arxiv.org/abs/1611.07004 (reference: junyanz/pytorch-CycleGAN-and-pix2pi
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch
+from .context import Batch, StepContext
 from .errors import ConfigError
 from .losses import d_real_fake_scores
 from .nets.patchgan import PatchGANDiscriminator
@@ -69,22 +70,33 @@ class Pix2Pix(TranslationModule):
         if "source" not in batch or "target" not in batch:
             raise ConfigError(f"Pix2Pix needs paired batches with 'source' and 'target' (got keys {sorted(batch)}); "
                               "use a paired datamodule such as datamodules.AlignedPairDataModule")
-        super().check_batch({"image": batch["source"]})
+        self.check_images(batch["source"])
 
-    def discriminate(self, images: Tensor, batch: Batch) -> Tensor:
-        return self.discriminator(torch.cat([self.pair(batch)[0], images], 1))  # conditional: D(x, y)
+    def discriminate(self, images: Tensor, x: Tensor) -> Tensor:
+        return self.discriminator(torch.cat([x, images], 1))  # conditional: D(x, y) on the channel-stacked pair
 
-    def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
+        """One G forward per iteration, used detached by the D step and through by the G step, as the reference's
+        ``Pix2PixModel.optimize_parameters`` (``forward()`` once, then ``backward_D`` on ``fake_B.detach()`` and
+        ``backward_G`` on ``fake_B``; junyanz/pytorch-CycleGAN-and-pix2pix ``models/pix2pix_model.py``)."""
+        ctx = super().make_context(batch, generator_step)
+        x, _ = self.pair(batch)
+        with contextlib.nullcontext() if generator_step else torch.no_grad():
+            ctx["fake"] = self.generator(x)  # dropout (the paper's noise) draws its mask once
+        return ctx
+
+    def discriminator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         x, y = self.pair(batch)
-        fake = self.generator(x).detach()
-        d_real, d_fake = self.discriminate(y, batch), self.discriminate(fake, batch)
+        fake = ctx["fake"].detach()
+        d_real, d_fake = self.discriminate(y, x), self.discriminate(fake, x)
         loss = self.d_scale * self.adversarial_loss.discriminator(d_real, d_fake)  # ½[ℓ(D(x,y),1) + ℓ(D(x,G(x)),0)]
+        ctx.add_critic(lambda images: self.discriminate(images, x), y, fake)
         return loss, {"loss_d": loss.detach(), **d_real_fake_scores(d_real, d_fake)}
 
-    def generator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         x, y = self.pair(batch)
-        fake = self.generator(x)
-        adv = self.g_scale * self.adversarial_loss.generator(self.discriminate(fake, batch))
+        fake = ctx["fake"]
+        adv = self.g_scale * self.adversarial_loss.generator(self.discriminate(fake, x))
         l1 = F.l1_loss(fake, y)  # E‖y − G(x)‖₁
         loss = adv + self.hparams.lambda_l1 * l1
         return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_g_l1": l1.detach()}

@@ -32,7 +32,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: missing, unreadable, unsafe (objects that ``weights_only=True`` refuses), or not from
             gan_modules.
     """
-    from .checkpoint import load_model  # the one safe loader: weights-only, class resolved from gan_modules.MODELS
+    from .registry import load_model  # the one safe loader: weights-only, class resolved from gan_modules.MODELS
 
     return load_model(path, map_location=map_location).to(map_location).eval()
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from .base import AdversarialModule
+from .image_gan import ImageGAN
 from .errors import ConfigError
 from .nets.resnet32 import ResNetDiscriminator, ResNetGenerator
 from .nets.sngan_cnn import StandardCNNDiscriminator, StandardCNNGenerator
 from .nets.spectral import add_spectral_norm
 
 
-class SNGAN(AdversarialModule):
+class SNGAN(ImageGAN):
     """GAN whose discriminator has spectral normalization on every layer (W / σ(W), σ by one power iteration per
     forward pass, ``torch.nn.utils.parametrizations.spectral_norm``), trained with the hinge loss, n_dis = 5 and
     Adam lr 2e-4, β = (0, 0.9): the paper's ResNet setting (§4, Table 4). ``loss="wasserstein"`` gives the paper's
@@ -26,7 +26,7 @@ class SNGAN(AdversarialModule):
         ngf: generator width (CNN: last hidden layer; ResNet: every block).
         ndf: discriminator width (CNN: first layer; ResNet: every block).
         n_power_iterations: power iterations per forward pass for σ(W) (1 in the paper).
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule` (``loss`` hinge, ``n_critic`` 5, z 128-d).
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN` (``loss`` hinge, ``n_critic`` 5, z 128-d).
     """
 
     default_optimizer: ClassVar[dict[str, Any]] = {"name": "Adam", "lr": 2e-4, "betas": (0.0, 0.9)}

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch
+from ._compat import attached_trainer
+from .context import Batch, StepContext
 from .errors import ConfigError
 from .losses import d_real_fake_scores
 from .nets.resnet_translation import StarGANDiscriminator, StarGANGenerator
-from .penalties import gradient_penalty, loss_scaler
 from .translation import TranslationModule, side_by_side
 
 
@@ -67,7 +67,8 @@ class StarGAN(TranslationModule):
         domain_names: names of the label entries for output file names (None: the datamodule's ``domain_names``).
         lambda_cls: weight of the domain-classification losses (1).
         lambda_rec: weight of the reconstruction L1 (10).
-        lambda_gp: weight of the gradient penalty (10).
+        penalty: the gradient penalty of the adversarial head (WGAN-GP's, applied by the loop on D's source output).
+        penalty_weight: its weight λ_gp (10).
         n_critic: D steps per G step (5).
         test_mode: ``train`` by default: yunjey/stargan tests with instance statistics (its G's running statistics
             are a training by-product); buffers are never changed by inference.
@@ -80,10 +81,11 @@ class StarGAN(TranslationModule):
     def __init__(self, ngf: int = 64, ndf: int = 64, n_residual_blocks: int = 6, repeat_num: int | None = None,
                  label_type: Literal["auto", "multi_label", "single_label"] = "auto",
                  label_groups: list[list[int]] | None = None, domain_names: list[str] | None = None,
-                 lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_gp: float = 10.0, n_critic: int = 5,
-                 loss: str = "wasserstein", n_epochs: int | None = None,
+                 lambda_cls: float = 1.0, lambda_rec: float = 10.0, n_critic: int = 5, loss: str = "wasserstein",
+                 penalty: str | None = "gradient_penalty", penalty_weight: float = 10.0, n_epochs: int | None = None,
                  test_mode: Literal["eval", "train"] = "train", **kwargs: Any):
-        super().__init__(loss=loss, n_critic=n_critic, n_epochs=n_epochs, test_mode=test_mode, **kwargs)
+        super().__init__(loss=loss, n_critic=n_critic, penalty=penalty, penalty_weight=penalty_weight,
+                         n_epochs=n_epochs, test_mode=test_mode, **kwargs)
         hp = self.hparams
         if label_type not in ("auto", "multi_label", "single_label"):
             raise ConfigError(f"label_type must be 'auto', 'multi_label' or 'single_label', got {label_type!r}")
@@ -91,14 +93,13 @@ class StarGAN(TranslationModule):
         if not hp.num_classes:
             raise ConfigError(f"StarGAN needs the number of domains/attributes (num_classes, linked from the "
                               f"datamodule), got {hp.num_classes}")
-        if min(lambda_cls, lambda_rec, lambda_gp) < 0:
-            raise ConfigError("lambda_cls, lambda_rec and lambda_gp must be >= 0")
+        if min(lambda_cls, lambda_rec) < 0:
+            raise ConfigError(f"lambda_cls and lambda_rec must be >= 0, got {lambda_cls} and {lambda_rec}")
         try:
             generator = StarGANGenerator(hp.channels, hp.num_classes, ngf, n_residual_blocks)
             discriminator = StarGANDiscriminator(hp.channels, hp.image_size, hp.num_classes, ndf, repeat_num)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        self._targets: tuple[int, Tensor] | None = None
         self.finish_setup(generator, discriminator)
 
     def adapt_batch(self, batch: Any) -> Any:
@@ -121,7 +122,9 @@ class StarGAN(TranslationModule):
         return int(self.hparams.num_classes)
 
     def check_batch(self, batch: Batch) -> None:
-        super().check_batch(batch)
+        if "image" not in batch:
+            raise ConfigError(f"StarGAN needs labelled image batches ('image', 'label'), got keys {sorted(batch)}")
+        self.check_images(batch["image"])
         label = batch.get("label")
         if label is None:
             raise ConfigError("StarGAN needs batches with 'label' (domain index or attribute vector)")
@@ -141,37 +144,36 @@ class StarGAN(TranslationModule):
             return label.float()
         return F.one_hot(label.long(), self.c_dim).float()
 
-    def batch_targets(self, batch: Batch) -> Tensor:
-        """Target labels for this batch: its own labels in a random order, drawn once per batch (the D step draws,
-        the G step on the same batch reuses them, as in the reference's one ``randperm`` per iteration)."""
-        key = id(batch)
-        if self._targets is None or self._targets[0] != key:
-            label = batch["label"]
-            self._targets = (key, label[torch.randperm(label.shape[0], device=label.device)])
-        return self._targets[1]
+    def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
+        """The iteration's target domains: the batch's own labels in a random order, drawn once per iteration and
+        shared by its D step and (every ``n_critic``-th iteration) its G step, as the reference's one ``randperm`` per
+        iteration (yunjey/stargan ``solver.py`` ``train``: ``rand_idx = torch.randperm(label_org.size(0))``)."""
+        ctx = super().make_context(batch, generator_step)
+        label = batch["label"]
+        ctx["target"] = label[ctx.randperm(label.shape[0]).to(label.device)]
+        return ctx
 
     def cls_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         return classification_loss(logits, target, self.label_type)
 
-    def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def discriminator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         hp = self.hparams
         x, label = batch["image"], batch["label"]
-        trg = self.batch_targets(batch)
         src_real, cls_real = self.discriminator(x)
         with torch.no_grad():
-            fake = self.generator(x, self.as_vector(trg))
+            fake = self.generator(x, self.as_vector(ctx["target"]))
         src_fake, _ = self.discriminator(fake)
         adv = self.adversarial_loss.discriminator(src_real, src_fake)  # E[D(G(x,c))] − E[D(x)]
         cls = self.cls_loss(cls_real, label)  # D learns the real domains
-        gp = gradient_penalty(lambda z: self.discriminator(z)[0], x, fake, loss_scaler(self._trainer))
-        loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
+        ctx.add_critic(lambda z: self.discriminator(z)[0], x, fake)  # the loop adds λ_gp·GP on the source head
+        loss = adv + hp.lambda_cls * cls
         return loss, {"loss_d": loss.detach(), "loss_d_adv": adv.detach(), "loss_d_cls": cls.detach(),
-                      "gradient_penalty": gp.detach(), **d_real_fake_scores(src_real, src_fake)}
+                      **d_real_fake_scores(src_real, src_fake)}
 
-    def generator_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         hp = self.hparams
         x, label = batch["image"], batch["label"]
-        trg = self.batch_targets(batch)
+        trg = ctx["target"]
         fake = self.generator(x, self.as_vector(trg))
         src_fake, cls_fake = self.discriminator(fake)
         adv = self.adversarial_loss.generator(src_fake)  # −E[D(G(x, c'))]
@@ -190,7 +192,7 @@ class StarGAN(TranslationModule):
         return self.translate(x, label)
 
     def _datamodule_attr(self, name: str) -> Any:
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         return getattr(getattr(trainer, "datamodule", None), name, None) if trainer is not None else None
 
     def label_groups(self) -> list[list[int]]:

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from .base import AdversarialModule, Batch
+from ._compat import NORM_BASE
+from .base import AdversarialModule
+from .context import Batch
 from .errors import ConfigError
 
 
@@ -119,7 +121,7 @@ def batch_statistics_copy(net: nn.Module) -> nn.Module:
     the deterministic equivalent of ``test_mode='train'`` (dropout off) for export."""
     net = copy.deepcopy(net).eval()
     for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+        if isinstance(m, NORM_BASE) and m.track_running_stats:
             m.track_running_stats = False
             m.running_mean = m.running_var = m.num_batches_tracked = None
     return net
@@ -131,9 +133,10 @@ def side_by_side(*rows: Tensor) -> Tensor:
 
 
 class TranslationModule(AdversarialModule):
-    """Base of the image-to-image variants (not registered in ``MODELS``): linear-decay LR schedule by default, a
+    """Base of the image → image variants (not registered in ``MODELS``): linear-decay LR schedule by default, a
     fixed batch of training inputs for sample grids, and a ``predict`` that pads inputs of any size to what G needs,
-    crops back, keeps file names and writes comparison strips.
+    crops back, keeps file names and writes comparison strips. There is no noise input (and no ``latent_dim``):
+    Pix2Pix's noise is its dropout.
 
     Args:
         n_epochs: LR stays constant for this many scheduler steps (epochs with ``lr_scheduler_interval='epoch'``,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .base import AdversarialModule
+from .image_gan import ImageGAN
 from .errors import ConfigError
 from .nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
-class WGAN(AdversarialModule):
+class WGAN(ImageGAN):
     """Wasserstein GAN with weight clipping (Algorithm 1): a critic without sigmoid trained on ``E[D(G(z))] - E[D(x)]``,
     every critic parameter clipped to [-c, c] (c = 0.01) after every critic step, RMSprop lr 5e-5 (momentum-based
     optimizers were unstable, §4), n_critic = 5, and the reference code's schedule of 100 critic steps for each of the
@@ -25,7 +25,7 @@ class WGAN(AdversarialModule):
         warmup_critic_steps: critic steps per generator step during the warm-up and on boost steps (100).
         warmup_generator_steps: generator steps that get ``warmup_critic_steps`` critic steps at the start (25).
         critic_boost_every: every this many generator steps, ``warmup_critic_steps`` again (500; 0 disables).
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule` (``n_critic`` 5, ``weight_clip`` 0.01).
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN` (``n_critic`` 5, ``weight_clip`` 0.01).
     """
 
     default_optimizer: ClassVar[dict[str, Any]] = {"name": "RMSprop", "lr": 5e-5}

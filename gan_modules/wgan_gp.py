@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from .base import AdversarialModule
+from .image_gan import ImageGAN
 from .errors import ConfigError
 from .nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from .nets.resnet32 import ResNetDiscriminator, ResNetGenerator
 
 
-class WGANGP(AdversarialModule):
+class WGANGP(ImageGAN):
     """Wasserstein GAN with gradient penalty (Algorithm 1): λ·E[(‖∇D(x̂)‖₂ - 1)²] with λ = 10 on random interpolates
     x̂ = εx + (1 - ε)G(z), one ε per sample; n_critic = 5; Adam lr 1e-4, β = (0, 0.9); no BatchNorm in the critic
     (§4: the penalty is per sample, batch statistics would couple the samples; LayerNorm is the paper's drop-in).
@@ -25,7 +25,7 @@ class WGANGP(AdversarialModule):
         ndf: critic width (DCGAN: first block; ResNet: every block).
         g_norm: normalisation in the DCGAN generator.
         d_norm: normalisation in the DCGAN critic: ``layer`` (paper) or ``none``; ``batch`` is refused.
-        **kwargs: see :class:`~gan_modules.base.AdversarialModule` (``penalty`` gradient_penalty, λ 10, n_critic 5).
+        **kwargs: see :class:`~gan_modules.image_gan.ImageGAN` (``penalty`` gradient_penalty, λ 10, n_critic 5).
     """
 
     default_optimizer: ClassVar[dict[str, Any]] = {"name": "Adam", "lr": 1e-4, "betas": (0.0, 0.9)}

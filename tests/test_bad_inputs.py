@@ -14,7 +14,8 @@ from PIL import Image
 from datamodules import CIFAR10DataModule, DataError, ImageFolderDataModule, MNISTDataModule
 from gan_modules import CGAN, DCGAN, GAN, CheckpointError, ConfigError
 from gan_modules.callbacks import GANCheckpoint
-from gan_modules.checkpoint import load_model, read_checkpoint
+from gan_modules.checkpoint import read_checkpoint
+from gan_modules.registry import load_model
 from gan_modules.cli import main
 
 from .helpers import loader, trainer

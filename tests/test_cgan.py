@@ -79,8 +79,9 @@ def test_sample_grid_has_one_row_per_class_and_shares_z_along_columns():
         assert torch.allclose(images[7 * k:7 * (k + 1)], row, atol=1e-6)
 
 
-def test_training_feeds_the_batch_labels_to_g_and_d(tmp_path):
-    model = CGAN(**TINY, max_generator_steps=2)
+@pytest.mark.parametrize("reuse_fakes", [True, False])
+def test_training_feeds_the_batch_labels_to_g_and_d(tmp_path, reuse_fakes):
+    model = CGAN(**TINY, max_generator_steps=2, reuse_fakes=reuse_fakes)
     seen = {"g": [], "d": []}
     g_forward, d_forward = model.generator.forward, model.discriminator.forward
     model.generator.forward = lambda z, y: seen["g"].append(y.clone()) or g_forward(z, y)
@@ -88,9 +89,12 @@ def test_training_feeds_the_batch_labels_to_g_and_d(tmp_path):
     data = loader(n=8, batch_size=4)
     trainer(tmp_path).fit(model, data)
     labels = [b["label"] for b in data]
-    assert len(seen["g"]) == 4 and len(seen["d"]) == 6  # per batch: G for D's fakes and G's step; D x3
+    # per batch: one G forward shared by the D and G steps (n_critic 1, the reference DCGAN loop), or one for D's
+    # fakes and a fresh one for the G step; D sees real, fake (D step) and fake (G step)
+    g_per_batch = 1 if reuse_fakes else 2
+    assert len(seen["g"]) == 2 * g_per_batch and len(seen["d"]) == 6
     for i, y in enumerate(seen["g"]):
-        assert torch.equal(y, labels[i // 2])
+        assert torch.equal(y, labels[i // g_per_batch])
     for i, y in enumerate(seen["d"]):
         assert torch.equal(y, labels[i // 3])
 

@@ -51,12 +51,12 @@ def test_generator_step_leaves_discriminator_untouched_and_vice_versa(tmp_path):
     d_before = [p.detach().clone() for p in model.discriminator.parameters()]
     g_before = [p.detach().clone() for p in model.generator.parameters()]
     opt_g, opt_d = model.optimizers()
-    model._optimize(opt_g, model.generator_loss, batch)
+    model._optimize("generator", opt_g, batch, model.make_context(batch, True))
     assert all(torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
     assert all(p.grad is None for p in model.parameters())  # zeroed with set_to_none
     g_after = [p.detach().clone() for p in model.generator.parameters()]
-    model._optimize(opt_d, model.discriminator_loss, batch)
+    model._optimize("discriminator", opt_d, batch, model.make_context(batch, False))
     assert all(torch.equal(a, b) for a, b in zip(g_after, model.generator.parameters()))
     assert all(p.requires_grad for p in list(model.generator.parameters()) + list(model.discriminator.parameters()))
 

@@ -16,8 +16,8 @@ class NaNAt(GAN):
         self.nan_at = set(nan_at)
         self.snapshots = {}
 
-    def discriminator_loss(self, batch):
-        loss, logs = super().discriminator_loss(batch)
+    def discriminator_loss(self, batch, ctx):
+        loss, logs = super().discriminator_loss(batch, ctx)
         if self.generator_steps in self.nan_at:
             self.snapshots[self.generator_steps] = [p.detach().clone() for p in self.discriminator.parameters()]
             loss = loss * float("nan")

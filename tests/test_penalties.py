@@ -155,9 +155,11 @@ def test_model_penalty_uses_the_trainers_loss_scaler():
     model._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
     assert loss_scaler(model._trainer) is scaler
     batch = next(iter(loader(n=4, batch_size=4)))
-    penalty, logs = model.discriminator_penalty(batch["image"], torch.zeros_like(batch["image"]), batch)
+    ctx = model.make_context(batch, generator_step=False)
+    loss, logs = model.discriminator_loss(batch, ctx)
+    total = model._add_penalty(loss, logs, ctx)  # the loop adds the penalty over the critics the variant recorded
     assert scaler.calls == 1
-    assert penalty.item() == pytest.approx(10.0 * logs["gradient_penalty"].item(), rel=1e-6)
+    assert (total - loss).item() == pytest.approx(10.0 * logs["gradient_penalty"].item(), rel=1e-6)
     assert loss_scaler(None) is None and loss_scaler(SimpleNamespace(precision_plugin=object())) is None
 
 

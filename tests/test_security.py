@@ -16,7 +16,8 @@ import torch
 
 from gan_modules import CheckpointError
 from gan_modules.callbacks import GeneratedImageWriter
-from gan_modules.checkpoint import SafeCheckpointIO, load_model, read_checkpoint
+from gan_modules.checkpoint import SafeCheckpointIO, read_checkpoint
+from gan_modules.registry import load_model
 from gan_modules.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..metrics.extractors import auto_feature_extractor, get_feature_extractor
 from ..metrics.generative import GenerativeMetricSuite
-from .samples import run_dir
+from .samples import RunDirectoryCallback, run_dir
 
 #: metrics logged under ``<stage>/<name>``.
 LOGGED = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
@@ -34,7 +34,7 @@ def slice_batch(batch: dict[str, Any], n: int) -> dict[str, Any]:
     return {k: v[:n] if isinstance(v, (Tensor, list, tuple)) else v for k, v in batch.items()}
 
 
-class GenerativeMetrics(L.Callback):
+class GenerativeMetrics(RunDirectoryCallback):
     """Sample-quality metrics of a GAN against real held-out images (see the module docstring).
 
     Args:
@@ -119,8 +119,9 @@ class GenerativeMetrics(L.Callback):
     def _start(self, trainer: L.Trainer, pl_module: Any) -> bool:
         if self.num_samples == 0 or self._disabled_reason:
             return False
-        if self.suite is not None:
-            self.suite.reset()
+        if self._get_suite(trainer, pl_module) is None:  # built on every rank: compute() syncs over all of them
+            return False
+        self.suite.reset()
         world, rank = trainer.world_size, trainer.global_rank
         self._budget = self.num_samples // world + (1 if rank < self.num_samples % world else 0)
         self._seen = 0

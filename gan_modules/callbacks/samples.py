@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,34 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 
+_RUN_DIRS: "weakref.WeakKeyDictionary[L.Trainer, Path]" = weakref.WeakKeyDictionary()
+
+
+def resolve_run_dir(trainer: L.Trainer) -> Path:
+    """Finds the run's directory (the logger's version folder, else ``default_root_dir``) and remembers it. Under DDP
+    this is a collective (``trainer.log_dir`` broadcasts rank 0's folder): call it on every rank, from a ``setup``
+    hook, never from rank-zero-only code."""
+    path = Path(trainer.log_dir or trainer.default_root_dir)
+    _RUN_DIRS[trainer] = path
+    return path
+
+
 def run_dir(trainer: L.Trainer) -> Path:
-    """The run's directory: the logger's version folder, else ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's directory, as ``resolve_run_dir`` found it (no collective: safe in rank-zero-only code)."""
+    path = _RUN_DIRS.get(trainer)
+    if path is not None:
+        return path
+    if trainer.world_size > 1:
+        raise RuntimeError("run_dir() before resolve_run_dir() ran on every rank: a callback that writes into the run "
+                           "directory must call resolve_run_dir(trainer) in its setup hook")
+    return resolve_run_dir(trainer)
+
+
+class RunDirectoryCallback(L.Callback):
+    """Base of the callbacks that write into the run directory: resolves it on every rank at ``setup``."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        resolve_run_dir(trainer)
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -43,7 +69,7 @@ def log_image_to_loggers(trainer: L.Trainer, key: str, grid: Tensor, step: int) 
     return took
 
 
-class SampleGrid(L.Callback):
+class SampleGrid(RunDirectoryCallback):
     """Writes a grid of samples from fixed inputs as PNG under ``<run dir>/samples/`` every
     ``every_n_generator_steps`` generator steps and at the end of training, and logs it to image-capable loggers
     (W&B, TensorBoard) under the key ``samples``.
@@ -135,6 +161,9 @@ class GeneratedImageWriter(BasePredictionWriter):
         same_size = not self._grid or images.shape[1:] == self._grid[0].shape[1:]  # translated inputs of any size
         if need > 0 and same_size:
             self._grid.append(images[:need])
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        resolve_run_dir(trainer)
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:
         self._grid = []
