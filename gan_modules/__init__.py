@@ -5,6 +5,7 @@ from .cgan import CGAN
 from .dcgan import DCGAN
 from .errors import CheckpointError, ConfigError
 from .gan import GAN
+from .hub import load_generator  # noqa: F401  (public API: gan_modules.load_generator)
 from .sngan import SNGAN
 from .wgan import WGAN
 from .wgan_gp import WGANGP
