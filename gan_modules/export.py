@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from .errors import CheckpointError, ConfigError
-from .hub import find_run_dir, push_to_hub, require, save_pretrained
+from .hub import GRID_NAME, final_grid, find_run_dir, push_to_hub, require, save_pretrained
 from .translation import TranslationModule, batch_statistics_copy
 
 FORMATS = ("pt2", "onnx", "hf")
@@ -251,11 +251,30 @@ def export(model: Any, out_dir: str | Path, formats: tuple[str, ...] = DEFAULT_F
     if "hf" in formats:
         net, _ = generator_network(model, direction, use_ema)
         found = Path(run_dir) if run_dir is not None else find_run_dir(checkpoint)
+        grid = final_grid(found) or render_grid(model, out / GRID_NAME, use_ema)
         save_pretrained(model, out, net, inputs=input_descriptions(model), direction=direction, use_ema=use_ema,
                         norm_statistics="batch" if batch_statistics_mode(model) else "running", run_dir=found,
-                        extra_files={f: p.name for f, p in written.items()})  # fmt: skip
+                        grid=grid, extra_files={f: p.name for f, p in written.items()})  # fmt: skip
         written["hf"] = out
     return written
+
+
+@torch.no_grad()
+def render_grid(model: Any, path: Path, use_ema: bool = True, n: int = 64) -> Path | None:
+    """The model's own fixed-input grid (``sample_grid``), enlarged for a web page, as ``path``; None when the model
+    cannot draw one (a translation model that saw no training batch)."""
+    from torchvision.utils import make_grid, save_image
+
+    from .callbacks.plots import upscale_grid
+
+    try:
+        images, nrow = model.sample_grid(n)
+    except (RuntimeError, NotImplementedError, KeyError):
+        return None
+    grid = make_grid((images.detach().float().cpu() + 1) / 2, nrow=nrow, padding=2, pad_value=1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(upscale_grid(grid), path)
+    return path
 
 
 @torch.no_grad()
