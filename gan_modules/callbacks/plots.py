@@ -133,44 +133,51 @@ def _series(rows: dict[int, dict[str, float]], key: str) -> tuple[list[int], lis
     return steps, [rows[s][key] for s in steps]
 
 
+Curve = tuple[str, list[int], list[float]]  # (label, generator steps, values)
+
+
+def loss_curves(rows: dict[int, dict[str, float]], logistic: bool) -> list[tuple[str, list[Curve]]]:
+    """The panels of ``losses.png`` as ``(y label, curves)``: D and G losses; D(x) and D(G(z)) from the logged mean
+    logits ``train/d_real*``/``train/d_fake*`` (σ(·) when ``logistic``, the raw critic values otherwise; CycleGAN's
+    per-domain ``_a``/``_b`` keys get their suffix); then one panel per sample-quality metric that was computed."""
+    keys = {k for r in rows.values() for k in r}
+    losses = [(label, *_series(rows, k)) for k, label in (("train/loss_d", "D loss"), ("train/loss_g", "G loss"))
+              if k in keys]  # fmt: skip
+    scores = []
+    for key in sorted((k for k in keys if re.fullmatch(r"train/d_(real|fake)\w*", k)),
+                      key=lambda k: (k.replace("real", "").replace("fake", ""), "fake" in k)):  # D(x) first
+        side = key.split("_", 2)[2] if key.count("_") > 1 else ""
+        steps, values = _series(rows, key)
+        if logistic:
+            values = [1.0 / (1.0 + math.exp(-v)) for v in values]  # σ(mean logit)
+        scores.append((("D(x)" if "real" in key else "D(G(z))") + (f" {side}" if side else ""), steps, values))
+    panels = [("loss", losses), ("σ(mean D logit)" if logistic else "mean critic value", scores)]
+    for metric, label in (("fid", "FID (lower is better)"), ("kid_mean", "KID (lower is better)"),
+                          ("is_mean", "Inception Score")):  # fmt: skip
+        if f"val/{metric}" in keys:
+            panels.append((label, [(metric.split("_")[0].upper(), *_series(rows, f"val/{metric}"))]))
+    return [(ylabel, curves) for ylabel, curves in panels if any(c[1] for c in curves)]
+
+
 def write_loss_plot(rows: dict[int, dict[str, float]], out: Path, logistic: bool, title: str = "") -> bool:
-    """``losses.png``: D/G losses; D(x) and D(G(z)) (σ of the logged mean logits when ``logistic``, raw critic values
-    otherwise); FID/KID when present. Returns False when there is nothing to plot."""
-    losses = [k for k in ("train/loss_d", "train/loss_g") if _series(rows, k)[0]]
-    scores = sorted((k for k in {k for r in rows.values() for k in r} if re.fullmatch(r"train/d_(real|fake)\w*", k)),
-                    key=lambda k: (k.replace("real", "").replace("fake", ""), "fake" in k))  # D(x) before D(G(z))
-    metrics = [k for k in (f"val/{m}" for m in METRIC_KEYS) if _series(rows, k)[0]]
-    panels = [p for p in (losses, scores, metrics) if p]
+    """``losses.png`` from :func:`loss_curves`, one panel under the other over generator steps. Returns False when
+    there is nothing to plot."""
+    panels = loss_curves(rows, logistic)
     if not panels:
         return False
     fig = Figure(figsize=(8, 2.8 * len(panels)))  # no pyplot: no global backend state (Agg canvas, safe in notebooks)
-    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
-    names = {"train/loss_d": "D loss", "train/loss_g": "G loss"}
-    for ax, keys in zip(axes[:, 0], panels):
-        for key in keys:
-            steps, values = _series(rows, key)
-            if key in scores:
-                real = "real" in key
-                side = key.split("_", 2)[-1] if key.count("_") > 1 else ""
-                label = ("D(x)" if real else "D(G(z))") + (f" {side}" if side else "")
-                if logistic:
-                    values = [1.0 / (1.0 + math.exp(-v)) for v in values]
-            else:
-                label = names.get(key, key.split("/", 1)[1].upper().replace("_MEAN", ""))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (ylabel, curves) in zip(axes, panels):
+        for label, steps, values in curves:
             ax.plot(steps, values, label=label, marker="o" if len(steps) < 20 else None, markersize=3)
-        if keys is scores:
-            ax.set_ylabel("σ(mean logit)" if logistic else "mean critic value")
-            if logistic:
-                ax.axhline(0.5, color="gray", lw=0.5, ls="--")
-        elif keys is metrics:
-            ax.set_ylabel("sample quality (lower FID/KID is better)")
-        else:
-            ax.set_ylabel("loss")
+        if ylabel.startswith("σ"):
+            ax.axhline(0.5, color="gray", lw=0.5, ls="--")  # D cannot tell real from fake
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-    axes[-1, 0].set_xlabel("generator step")
+    axes[-1].set_xlabel("generator step")
     if title:
-        axes[0, 0].set_title(title)
+        axes[0].set_title(title)
     fig.tight_layout()
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -367,4 +374,4 @@ class TrainingPlots(L.Callback):
         return written
 
 
-__all__ = ["TrainingPlots", "upscale_grid", "write_loss_plot", "write_progress_gif", "write_scalars_csv"]
+__all__ = ["TrainingPlots", "loss_curves", "upscale_grid", "write_loss_plot", "write_progress_gif", "write_scalars_csv"]
