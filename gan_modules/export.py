@@ -146,8 +146,7 @@ def size_multiple(model: Any, direction: str | None = None) -> int:
     return int(getattr(net, "size_multiple", 1))
 
 
-def example_inputs(model: Any, batch: int = 1, size: int | None = None, seed: int = 0,
-                   direction: str | None = None) -> tuple[Tensor, ...]:  # fmt: skip
+def example_inputs(model: Any, batch: int = 1, size: int | None = None, seed: int = 0) -> tuple[Tensor, ...]:
     """Inputs for the exported graph, in ``input_names`` order: noise (and cycling labels) from
     ``model.sample_inputs`` for image models; random images of the model's size (or ``size``) for translation."""
     if not is_translation(model):

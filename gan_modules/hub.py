@@ -73,10 +73,11 @@ def network_classes() -> dict[str, type[nn.Module]]:
 
 
 @contextlib.contextmanager
-def recording_network_args() -> Iterator[dict[int, tuple[str, dict[str, Any]]]]:
-    """While active, every network built from ``gan_modules.nets`` is recorded as ``id(instance) -> (class path,
-    bound constructor arguments with defaults)`` (the outermost ``__init__`` call per instance)."""
-    records: dict[int, tuple[str, dict[str, Any]]] = {}
+def recording_network_args() -> Iterator[dict[int, tuple[nn.Module, str, dict[str, Any]]]]:
+    """While active, every network built from ``gan_modules.nets`` is recorded as ``id(instance) -> (instance, class
+    path, bound constructor arguments with defaults)`` (the outermost ``__init__`` call per instance; the instance is
+    kept so that its id cannot be reused by another object while the records live)."""
+    records: dict[int, tuple[nn.Module, str, dict[str, Any]]] = {}
     patched: list[tuple[type, Any]] = []
     for cls in network_classes().values():
         original = cls.__dict__.get("__init__")
@@ -90,7 +91,7 @@ def recording_network_args() -> Iterator[dict[int, tuple[str, dict[str, Any]]]]:
                 bound.apply_defaults()
                 arguments = dict(list(bound.arguments.items())[1:])  # without self
                 cls_of = type(self)
-                records[id(self)] = (f"{cls_of.__module__}.{cls_of.__qualname__}", arguments)
+                records[id(self)] = (self, f"{cls_of.__module__}.{cls_of.__qualname__}", arguments)
             _original(self, *args, **kwargs)
 
         patched.append((cls, original))
@@ -138,10 +139,10 @@ def network_spec(model: Any, direction: str | None = None) -> dict[str, Any]:
     with recording_network_args() as records:
         fresh = type(model)(**model_hparams(model))
     net = fresh.generator if direction is None else fresh.generator[direction]
-    if id(net) not in records:
+    if id(net) not in records or records[id(net)][0] is not net:
         raise ConfigError(f"{type(model).__name__}'s generator is a {type(net).__name__}, not a network class of "
                           f"{NETS_PACKAGE}; export it with --formats pt2 or onnx")
-    class_path, arguments = records[id(net)]
+    _, class_path, arguments = records[id(net)]
     return {"class_path": class_path, "init_args": json_safe(arguments, f"{class_path} arguments")}
 
 

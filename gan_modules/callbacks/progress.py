@@ -137,6 +137,8 @@ class GANProgressBar(TQDMProgressBar):
         self._postfix["epoch"] = str(trainer.current_epoch)  # no new bar per epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.is_disabled:  # other ranks (Lightning disables their bars): nothing to read or draw
+            return
         self._images += batch_size(batch) * trainer.world_size
         if logs_written_this_step(trainer):  # the values Lightning logs now anyway
             values = scalar_values({k: v for k, v in trainer.callback_metrics.items() if k in SHOWN}, ("train/",))
