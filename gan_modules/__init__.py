@@ -30,6 +30,7 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "CheckpointError": ".errors",
     "load_model": ".registry",
+    "load_generator": ".hub",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,6 +52,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .base import AdversarialModule
     from .cgan import CGAN
+    from .hub import load_generator
     from .registry import load_model
     from .cyclegan import CycleGAN
     from .dcgan import DCGAN
