@@ -52,15 +52,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .base import AdversarialModule
     from .cgan import CGAN
-    from .hub import load_generator
-    from .registry import load_model
     from .cyclegan import CycleGAN
     from .dcgan import DCGAN
     from .errors import CheckpointError, ConfigError, UserError
     from .gan import GAN
+    from .hub import load_generator
     from .image_gan import ImageGAN
     from .pix2pix import Pix2Pix
-    from .registry import MODELS
+    from .registry import MODELS, load_model
     from .sngan import SNGAN
     from .stargan import StarGAN
     from .translation import TranslationModule

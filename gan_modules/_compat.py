@@ -7,9 +7,11 @@ Nothing else in the package may use a private attribute of Lightning or torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -38,6 +40,16 @@ def foreach_clamp_(tensors: list[Tensor], low: float, high: float) -> None:
     """Clamps every tensor to [low, high] in place, in two fused launches (``torch._foreach_clamp_min_/max_``)."""
     torch._foreach_clamp_min_(tensors, low)
     torch._foreach_clamp_max_(tensors, high)
+
+
+def export_without_size_specialization() -> contextlib.AbstractContextManager:
+    """``torch.export`` without specialising sizes of 1 (batch 1, a U-Net's 1×1 bottleneck) to constants:
+    ``torch.fx.experimental._config.patch(backed_size_oblivious=True)``, the experimental switch the torch.export
+    tutorial documents; a no-op on a torch that lacks it (exports then need batch and sides >= 2)."""
+    config = getattr(getattr(torch.fx, "experimental", None), "_config", None)
+    if config is None or not hasattr(config, "backed_size_oblivious"):
+        return contextlib.nullcontext()
+    return config.patch(backed_size_oblivious=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -122,6 +134,7 @@ class CheckpointHooks(ModelCheckpoint):
         return self._last_global_step_saved
 
 
-__all__ = ["BATCH_NORM", "NORM_BASE", "CheckpointHooks", "CheckpointPathHook", "attached_trainer", "foreach_clamp_",
+__all__ = ["BATCH_NORM", "NORM_BASE", "CheckpointHooks", "CheckpointPathHook", "attached_trainer",
+           "export_without_size_specialization", "foreach_clamp_",
            "foreach_lerp_", "foreach_norm", "optimizer_factory_parts", "set_received_sigterm", "should_update_logs",
            "strategy_launcher"]

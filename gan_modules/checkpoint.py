@@ -19,6 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .errors import CheckpointError
 
+
 # ----------------------------------------------------------------------------------------------------------------
 # Reading and checking checkpoints
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

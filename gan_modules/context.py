@@ -10,7 +10,8 @@ reproducible, different on every DDP rank, and restored exactly on resume.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor

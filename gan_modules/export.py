@@ -34,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import importlib.util
 import sys
@@ -45,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
+from . import _compat
 from .errors import CheckpointError, ConfigError
 from .hub import GRID_NAME, final_grid, find_run_dir, push_to_hub, require, save_pretrained
 from .translation import TranslationModule, batch_statistics_copy
@@ -187,17 +187,8 @@ def export_program(model: Any, direction: str | None = None, use_ema: bool = Tru
         args = example_inputs(model, batch=2)
         shapes = [{0: batch}]
     shapes += [{0: batch}] * (len(args) - 1)
-    with torch.no_grad(), no_size_specialization():
+    with torch.no_grad(), _compat.export_without_size_specialization():
         return torch.export.export(wrapper, args, dynamic_shapes=tuple(shapes))
-
-
-def no_size_specialization() -> contextlib.AbstractContextManager:
-    """``torch.fx.experimental._config.patch(backed_size_oblivious=True)`` where torch has it (the export tutorial's
-    documented, experimental switch); older torch: nothing (exports then need batch and sides >= 2)."""
-    config = getattr(getattr(torch.fx, "experimental", None), "_config", None)
-    if config is None or not hasattr(config, "backed_size_oblivious"):
-        return contextlib.nullcontext()
-    return config.patch(backed_size_oblivious=True)
 
 
 def check_onnx_dependencies() -> None:

@@ -8,8 +8,8 @@ comments, with ``σ`` the logistic sigmoid and ``D`` the logit. Softplus forms a
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor

@@ -12,7 +12,8 @@ Under ``bf16-mixed`` there is no scaler (bf16 has fp32's range). The norms are a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from .image_gan import ImageGAN
 from .errors import ConfigError
+from .image_gan import ImageGAN
 from .nets.resnet32 import ResNetDiscriminator, ResNetGenerator
 from .nets.sngan_cnn import StandardCNNDiscriminator, StandardCNNGenerator
 from .nets.spectral import add_spectral_norm

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F

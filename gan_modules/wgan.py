@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .image_gan import ImageGAN
 from .errors import ConfigError
+from .image_gan import ImageGAN
 from .nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 

@@ -34,7 +34,7 @@ def test_translation_notebook_runs(tmp_path, monkeypatch):
     text, outputs = run_notebook("translation", tmp_path, monkeypatch, GAN_MODULES_NOTEBOOK_TEST_IMAGES="32")
     assert "generator steps: 3" in text and "CycleGAN generator steps: 3" in text
     assert "test pairs: 32" in text and "L1 identity (edges):" in text
-    assert "TorchScript export matches the eager generator" in text
+    assert "pt2 export matches the eager generator" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
 
 

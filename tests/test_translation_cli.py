@@ -57,13 +57,13 @@ def odd_sized_inputs(folder: Path, channels: int) -> list[str]:
 def assert_export_matches_eager(model, out_dir: Path) -> None:
     import onnxruntime as ort
 
-    written = export(model, out_dir)
+    written = export(model, out_dir, formats=("pt2", "onnx"))
     args = example_inputs(model, batch=3)  # a batch size other than the traced one (dynamic axes)
     if hasattr(model, "c_dim"):
         eager = model.run_generator(args[0], model.as_vector(args[1]))
     else:
         eager = model.run_generator(args[0], key="a2b" if hasattr(model, "pools") else None)
-    scripted = torch.jit.load(str(written["torchscript"]))(*args)
+    scripted = torch.export.load(str(written["pt2"])).module()(*args)
     session = ort.InferenceSession(str(written["onnx"]), providers=["CPUExecutionProvider"])
     feeds = dict(zip(["image", "label"], [a.numpy() for a in args]))
     onnx_out = torch.from_numpy(session.run(["output"], feeds)[0])

@@ -32,9 +32,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from .._compat import should_update_logs
 from ..errors import ConfigError
 from ..losses import d_logistic
-from .samples import run_dir
+from .samples import RunDirectoryCallback, run_dir
 
 METRIC_KEYS = ("fid", "kid_mean", "is_mean")
 
@@ -207,10 +208,7 @@ def write_real_vs_fake(real: Tensor, fake_grid: Tensor, out: Path, nrow: int | N
 def logs_written_this_step(trainer: L.Trainer) -> bool:
     """True on the batches at which Lightning writes logs (every ``log_every_n_steps`` batches, the last batch, every
     batch under ``fast_dev_run``): the batches at which ``AdversarialModule`` logs its training scalars."""
-    if trainer.fast_dev_run:
-        return True
-    connector = getattr(trainer, "_logger_connector", None)
-    return bool(getattr(connector, "should_update_logs", True))
+    return bool(trainer.fast_dev_run) or should_update_logs(trainer)
 
 
 def scalar_values(metrics: dict[str, Any], prefixes: tuple[str, ...] = ("train/", "val/")) -> dict[str, float]:
@@ -243,7 +241,7 @@ def real_images(batch: Any) -> Tensor | None:
     return None
 
 
-class TrainingPlots(L.Callback):
+class TrainingPlots(RunDirectoryCallback):
     """Keeps the training scalars Lightning logs and writes ``scalars.csv``, ``losses.png``, ``real_vs_fake.png`` and
     ``progress.gif`` into the run directory (see the module docstring).
 

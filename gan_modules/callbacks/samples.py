@@ -15,8 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-
-_RUN_DIRS: "weakref.WeakKeyDictionary[L.Trainer, Path]" = weakref.WeakKeyDictionary()
+_RUN_DIRS: weakref.WeakKeyDictionary[L.Trainer, Path] = weakref.WeakKeyDictionary()
 
 
 def resolve_run_dir(trainer: L.Trainer) -> Path:
