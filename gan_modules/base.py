@@ -151,6 +151,10 @@ class AdversarialModule(L.LightningModule):
     # What a family or variant provides
     def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
         """The iteration's context (see ``gan_modules.context``); families draw their inputs here."""
+        return self.new_context(batch, generator_step)
+
+    def new_context(self, batch: Batch, generator_step: bool) -> StepContext:
+        """An empty context whose random draws come from this rank's noise stream."""
         return StepContext(batch, self.streams.ensure(self.device), generator_step)
 
     def discriminator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
@@ -172,6 +176,14 @@ class AdversarialModule(L.LightningModule):
 
     def check_batch(self, batch: Batch) -> None:
         """Fails with one clear line when the data does not match the model (called on the first batch)."""
+
+    def rank_state(self) -> dict[str, Any]:
+        """State that differs between DDP ranks besides the random streams (CycleGAN's history pools): saved for every
+        rank in checkpoints and given back to the same rank by ``load_rank_state`` before the first resumed batch."""
+        return {}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        """Restores what ``rank_state`` returned on this rank."""
 
     def standing_inputs(self) -> Iterable[dict[str, Tensor]] | None:
         """Generator inputs for the EMA copy's BatchNorm statistics (None: keep the copied statistics)."""
@@ -323,7 +335,7 @@ class AdversarialModule(L.LightningModule):
                               "--model.init_args.penalty null")
         fn, scaler = get_penalty(name), loss_scaler(_compat.attached_trainer(self))
         with self._eager():  # double backward through a compiled D is unsupported: the penalty pass runs eagerly
-            value = sum(fn(c.critic, c.real, c.fake, scaler=scaler, generator=ctx.noise) for c in ctx.critics)
+            value = sum(fn(c.critic, c.real, c.fake, scaler=scaler, rand=ctx.rand) for c in ctx.critics)
         logs[name] = value.detach()
         return loss + weight * value
 
@@ -424,9 +436,12 @@ class AdversarialModule(L.LightningModule):
         world, rank = self.trainer.world_size, self.global_rank
         if len(ranks) == world:
             self.streams.load(ranks[rank], self.device)
+            self.load_rank_state(ranks[rank].get("variant") or {})
         else:  # another number of ranks: reproducible fresh streams (the old ones cannot be split or merged)
             rank_zero_warn(f"the checkpoint holds the random streams of {len(ranks)} rank(s) but this run has {world}: "
                            "each rank starts fresh streams (the run continues, but not bit-identically)")
+            if rank < len(ranks):
+                self.load_rank_state(ranks[rank].get("variant") or {})
             self.streams.start(self.run_seed() + self.generator_steps, rank, world, self.device)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
@@ -482,7 +497,7 @@ class AdversarialModule(L.LightningModule):
             # weights, dropout), which Lightning does not save: restored right before the first batch of the
             # resumed fit, so that each rank draws exactly the numbers of the uninterrupted run. Gathering is a
             # collective: Lightning calls this hook on every rank (Trainer.save_checkpoint runs on all of them).
-            "rng": {"world_size": world, "ranks": gather(self.streams.state(), world)},
+            "rng": {"world_size": world, "ranks": gather({**self.streams.state(), "variant": self.rank_state()}, world)},
         }
 
     @classmethod

@@ -94,7 +94,9 @@ class GANCLI(CheckpointPathHook):
                 trainer["max_epochs"] = -1  # the generator-step budget decides when to stop
 
 
-def main(args: list[str] | None = None) -> GANCLI | None:
+def run(args: list[str] | None = None) -> GANCLI:
+    """Runs the CLI in-process and returns it (notebooks, tests). A user error prints one line after
+    ``gan-modules: error:`` and raises ``SystemExit(2)``; anything else propagates."""
     try:
         return GANCLI(
             AdversarialModule,
@@ -113,5 +115,12 @@ def main(args: list[str] | None = None) -> GANCLI | None:
         raise SystemExit(2) from None
 
 
+def main(args: list[str] | None = None) -> int:
+    """The ``gan-modules`` console script: exit status 0 on success, 2 on a user error (one line on stderr), 1 on a
+    crash (Python's traceback)."""
+    run(args)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .losses import d_real_fake_scores
 from .nets.patchgan import PatchGANDiscriminator
 from .nets.resnet_translation import ResnetGenerator
+from .rng import stream_seed
 from .translation import ImagePool, TranslationModule, reference_scales, side_by_side
 
 
@@ -160,11 +161,16 @@ class CycleGAN(TranslationModule):
                 "grid": side_by_side(x, out, rec)}
 
     # ----------------------------------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gan_modules"]["image_pools"] = {k: p.state_dict() for k, p in self.pools.items()}
+    # The history pools are per rank: under DDP each rank pools its own fakes and draws from its own stream.
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.trainer.world_size > 1:
+            for k, pool in enumerate(self.pools.values()):
+                pool.generator.manual_seed(stream_seed(self.run_seed() + k, self.global_rank))
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        for k, state in checkpoint.get("gan_modules", {}).get("image_pools", {}).items():
-            self.pools[k].load_state_dict(state)
+    def rank_state(self) -> dict[str, Any]:
+        return {"image_pools": {k: p.state_dict() for k, p in self.pools.items()}}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        for k, pool_state in (state.get("image_pools") or {}).items():
+            self.pools[k].load_state_dict(pool_state)

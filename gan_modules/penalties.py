@@ -32,13 +32,17 @@ class Scaler(Protocol):
     def get_scale(self) -> float: ...
 
 
-def interpolation_weights(n: int, ndim: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One uniform weight per sample, shaped ``(N, 1, ..., 1)`` to broadcast over every other dimension, drawn from
-    ``generator`` (on its own device, then moved to ``like``'s) or from the global RNG."""
+Rand = Callable[..., Tensor]
+
+
+def interpolation_weights(n: int, ndim: int, like: Tensor, rand: Rand | None = None) -> Tensor:
+    """One uniform weight per sample, shaped ``(N, 1, ..., 1)`` to broadcast over every other dimension, drawn by
+    ``rand(*shape)`` (the loop passes its iteration context's ``rand``: this rank's noise stream) or from the global
+    RNG."""
     shape = (n,) + (1,) * (ndim - 1)
-    if generator is None:
+    if rand is None:
         return torch.rand(shape, device=like.device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(like.device)
+    return rand(*shape).to(like.device)
 
 
 def input_gradients(critic: Critic, inputs: Tensor, scaler: Scaler | None = None) -> Tensor:
@@ -58,8 +62,7 @@ def input_gradients(critic: Critic, inputs: Tensor, scaler: Scaler | None = None
 
 
 def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, scaler: Scaler | None = None,
-                     target: float = 1.0, alpha: Tensor | None = None,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     target: float = 1.0, alpha: Tensor | None = None, rand: Rand | None = None) -> Tensor:
     """WGAN-GP's two-sided penalty (Gulrajani et al. 2017, Eq. 3) on random interpolates of real and fake samples.
 
     Args:
@@ -69,13 +72,13 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, scaler: Scaler 
         scaler: the fp16 loss scaler, if any (see the module docstring).
         target: the norm the gradient is pulled towards (1 in the paper).
         alpha: interpolation weights (N, 1, ..., 1); drawn uniformly in [0, 1) when None.
-        generator: where ``alpha`` is drawn from (the loop passes this rank's noise generator); None: global RNG.
+        rand: draws ``alpha`` when it is None: ``rand(*shape)`` (the loop passes its context's); None: global RNG.
 
     Returns:
         ``E[(‖∇_x̂ D(x̂)‖₂ - target)²]`` with ``x̂ = α·real + (1 - α)·fake``, a scalar in fp32.
     """
     if alpha is None:
-        alpha = interpolation_weights(real.shape[0], real.ndim, real, generator)
+        alpha = interpolation_weights(real.shape[0], real.ndim, real, rand)
     x_hat = alpha * real.detach().float() + (1 - alpha) * fake.detach().float()
     grad = input_gradients(critic, x_hat, scaler)
     norm = grad.square().sum(1).add(1e-12).sqrt()  # ‖∇‖₂ per sample; the epsilon keeps d‖g‖/dg finite at g = 0
@@ -83,9 +86,9 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, scaler: Scaler 
 
 
 def r1_penalty(critic: Critic, real: Tensor, fake: Tensor | None = None, scaler: Scaler | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               rand: Rand | None = None) -> Tensor:
     """R1 (Mescheder, Geiger & Nowozin 2018, Eq. 9) without its weight: ``½ E[‖∇_x D(x)‖²]`` on real data only, so
-    the paper's ``γ`` is the penalty weight (``fake`` and ``generator`` are accepted and ignored, for a uniform
+    the paper's ``γ`` is the penalty weight (``fake`` and ``rand`` are accepted and ignored, for a uniform
     signature)."""
     grad = input_gradients(critic, real, scaler)
     return 0.5 * grad.square().sum(1).mean()  # γ/2 · ‖∇_x D(x)‖²  (γ applied by the caller)
@@ -101,7 +104,7 @@ def clip_weights_(parameters: Iterable[Tensor], clip: float) -> None:
         foreach_clamp_(params, -clip, clip)
 
 
-#: penalties added to the discriminator loss, by name: ``fn(critic, real, fake, scaler=, generator=) -> scalar``.
+#: penalties added to the discriminator loss, by name: ``fn(critic, real, fake, scaler=, rand=) -> scalar``.
 PENALTIES: dict[str, Callable[..., Tensor]] = {"gradient_penalty": gradient_penalty, "r1": r1_penalty}
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from gan_modules.cli import main
+from gan_modules.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("configs/*.yaml"))
@@ -102,7 +102,7 @@ def test_config_end_to_end(config, tmp_path, monkeypatch):
     fit = ["fit", "--config", str(config), *_common(tmp_path), *_model_overrides(cfg), *_data_overrides(cfg),
            "--model.init_args.max_generator_steps", "2", "--trainer.limit_val_batches", "1",
            "--sample_grid.num_samples", "4"]
-    cli = main(fit)
+    cli = run(fit)
     model = cli.model
     assert model.generator_steps == 2
     ckpt = tmp_path / "ckpt" / "last.ckpt"
@@ -111,12 +111,12 @@ def test_config_end_to_end(config, tmp_path, monkeypatch):
 
     shared = ["--config", str(config), *_common(tmp_path), *_model_overrides(cfg), *_data_overrides(cfg),
               "--ckpt_path", str(ckpt)]
-    val = main(["validate", *shared, "--trainer.limit_val_batches", "1"])
+    val = run(["validate", *shared, "--trainer.limit_val_batches", "1"])
     assert val.trainer.callback_metrics, "validate logged nothing"
     assert all(torch.isfinite(v).all() for v in val.trainer.callback_metrics.values())
 
     out = tmp_path / "pred"
-    main(["predict", *shared, "--trainer.limit_predict_batches", "1", "--predict_writer.output_dir", str(out)])
+    run(["predict", *shared, "--trainer.limit_predict_batches", "1", "--predict_writer.output_dir", str(out)])
     pngs = list(out.glob("*.png"))
     assert len(pngs) >= 2, pngs
 
@@ -132,7 +132,7 @@ def test_console_script_and_cli_py_are_the_same_entry_point():
 
 def test_fit_counts_generator_steps_through_the_cli(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = main(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
+    cli = run(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
                 "--model.init_args.ngf", "4", "--model.init_args.ndf", "4", "--model.init_args.n_critic", "3",
                 "--model.init_args.max_generator_steps", "3", "--data.init_args.batch_size", "8",
                 "--trainer.limit_val_batches", "0"])
@@ -142,7 +142,7 @@ def test_fit_counts_generator_steps_through_the_cli(tmp_path, monkeypatch):
 
 def test_bad_input_max_steps_next_to_generator_steps(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
+        run(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
               "--trainer.max_steps", "10"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -151,7 +151,7 @@ def test_bad_input_max_steps_next_to_generator_steps(tmp_path, capsys):
 
 def test_bad_input_unknown_loss_name_through_the_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
+        run(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
               "--model.init_args.loss", "wgan"])
     assert exc.value.code == 2
     assert "unknown loss 'wgan': choose one of" in capsys.readouterr().err
@@ -159,7 +159,7 @@ def test_bad_input_unknown_loss_name_through_the_cli(tmp_path, capsys):
 
 def test_data_attributes_are_linked_into_the_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = main(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
+    cli = run(["fit", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), *_common(tmp_path),
                 "--model.init_args.ngf", "4", "--model.init_args.ndf", "4", "--data.init_args.channels", "3",
                 "--data.init_args.image_size", "32", "--model.init_args.max_generator_steps", "1",
                 "--data.init_args.batch_size", "4", "--trainer.limit_val_batches", "0"])

@@ -181,7 +181,7 @@ def test_console_script_exports_a_dcgan_checkpoint_in_every_format(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["pt2", "onnx", "hf"]
     assert all("checked against eager" in line for line in lines)
-    from gan_modules.checkpoint import load_model
+    from gan_modules.registry import load_model
 
     model = load_model(ckpt)
     args = example_inputs(model, batch=4, seed=7)
@@ -206,7 +206,7 @@ def test_cyclegan_checkpoint_exports_the_chosen_direction(tmp_path, capsys):
     assert "pt2:" in printed and "hf:" in printed
     config = json.loads((tmp_path / "b2a" / "config.json").read_text())
     assert config["direction"] == "b2a" and config["model"]["name"] == "CycleGAN"
-    from gan_modules.checkpoint import load_model
+    from gan_modules.registry import load_model
 
     model = load_model(ckpt)
     x = example_inputs(model, batch=2, size=16, seed=2)[0]

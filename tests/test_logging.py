@@ -21,12 +21,12 @@ TINY = dict(image_size=28, channels=1, ngf=4, ndf=4, latent_dim=8)
 def test_wandb_offline_run_directory_holds_metrics_and_images(tmp_path, monkeypatch):
     """``trainer.logger`` = WandbLogger from the command line exactly as from YAML; WANDB_MODE=offline."""
     wandb = pytest.importorskip("wandb")
-    from gan_modules.cli import main
+    from gan_modules.cli import run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.chdir(tmp_path)
-    main([
+    run([
         "fit", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "dcgan_mnist.yaml"),
         "--trainer.logger", "lightning.pytorch.loggers.WandbLogger",
         "--trainer.logger.init_args.project", "gan-modules-tests", "--trainer.logger.init_args.name", "tiny",

@@ -13,14 +13,22 @@ import torch
 
 from gan_modules import DCGAN
 from gan_modules.callbacks import GANCheckpoint
+from gan_modules.callbacks.samples import resolve_run_dir
 from gan_modules.callbacks.progress import GANProgressBar, batch_size, fit_summary, loss_postfix
 
 from .helpers import loader, trainer
 from .test_plots import NoReads
 
 
+class StubTrainer(SimpleNamespace):
+    """A trainer stand-in that can be weakly referenced and hashed by identity, like a real trainer."""
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
 def stub_trainer(tmp_path: Path, logs_now: bool, metrics: dict | None = None, epoch: int = 0):
-    return SimpleNamespace(fast_dev_run=False, is_global_zero=True, sanity_checking=False, world_size=2,
+    return StubTrainer(fast_dev_run=False, is_global_zero=True, sanity_checking=False, world_size=2,
                            current_epoch=epoch, _logger_connector=SimpleNamespace(should_update_logs=logs_now),
                            callback_metrics=metrics if logs_now else NoReads(), log_dir=str(tmp_path),
                            default_root_dir=str(tmp_path), state=SimpleNamespace(fn="fit"))  # fmt: skip
@@ -33,7 +41,9 @@ class StubModule(SimpleNamespace):
 def test_bar_counts_generator_steps_and_shows_logged_losses(tmp_path):
     bar = GANProgressBar()
     module = StubModule(generator_steps=10, hparams={"max_generator_steps": 20})
-    bar.on_train_start(stub_trainer(tmp_path, logs_now=False), module)
+    start = stub_trainer(tmp_path, logs_now=False)
+    resolve_run_dir(start)  # what the bar's setup hook does on every rank
+    bar.on_train_start(start, module)
     bar.on_train_epoch_start(stub_trainer(tmp_path, logs_now=False, epoch=3))
     tqdm = bar.train_progress_bar
     assert (tqdm.desc, tqdm.total, tqdm.n, tqdm.initial) == ("StubModule", 20, 10, 10)  # resumed at step 10

@@ -18,7 +18,7 @@ from gan_modules import CheckpointError
 from gan_modules.callbacks import GeneratedImageWriter
 from gan_modules.checkpoint import SafeCheckpointIO, read_checkpoint
 from gan_modules.registry import load_model
-from gan_modules.cli import main
+from gan_modules.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("gan_modules/**/*.py"), *ROOT.glob("datamodules/**/*.py"), ROOT / "cli.py"])
@@ -120,7 +120,7 @@ def test_read_checkpoint_refuses_pickled_objects_without_running_them(tmp_path):
 def test_cli_ckpt_path_does_not_run_pickled_code(tmp_path, capsys):
     path, marker = _plant(tmp_path)
     with pytest.raises((SystemExit, Exception)):  # the message is test_bad_inputs' business
-        main(["validate", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), "--trainer.logger", "false",
+        run(["validate", "--config", str(ROOT / "configs/dcgan_mnist.yaml"), "--trainer.logger", "false",
               "--trainer.default_root_dir", str(tmp_path), "--trainer.accelerator", "cpu",
               "--trainer.enable_progress_bar", "false", "--model.init_args.ngf", "4", "--model.init_args.ndf", "4",
               "--data.init_args.batch_size", "4", "--ckpt_path", str(path)])  # fmt: skip

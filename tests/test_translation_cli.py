@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_modules.cli import main
+from gan_modules.cli import run as run_cli
 from gan_modules.export import example_inputs, export, load_translation_model
 from gan_modules.export import main as export_main
 
@@ -41,7 +41,7 @@ def run(config: str, tmp_path: Path, *extra: str, command: str = "fit"):
             "--data.init_args.batch_size", "4", *extra]
     if config.startswith("stargan"):
         args += ["--data.init_args.cache_dir", str(tmp_path / "colors")]
-    return main(args)
+    return run_cli(args)
 
 
 def odd_sized_inputs(folder: Path, channels: int) -> list[str]:
@@ -130,7 +130,8 @@ def test_cyclegan_resume_is_exact_with_its_history_pools(tmp_path):
     tr.fit(straight, data)
     resumed, data, tr = setup()
     mid = torch.load(tmp_path / "step=6.ckpt", weights_only=False)["gan_modules"]
-    assert mid["generator_steps"] == 3 and len(mid["image_pools"]["a"]["images"]) == 3
+    pools = mid["rng"]["ranks"][0]["variant"]["image_pools"]  # per-rank state: rank 0 of 1
+    assert mid["generator_steps"] == 3 and len(pools["a"]["images"]) == 3
     tr.fit(resumed, data, ckpt_path=tmp_path / "step=6.ckpt")
     assert resumed.generator_steps == straight.generator_steps == 6
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):

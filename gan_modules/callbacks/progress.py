@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from torch import Tensor
 
 from .plots import logs_written_this_step, scalar_values
-from .samples import run_dir
+from .samples import resolve_run_dir, run_dir
 
 #: logged key → label in the bar
 SHOWN = {"train/loss_d": "D", "train/loss_g": "G"}
@@ -125,8 +125,12 @@ class GANProgressBar(TQDMProgressBar):
         return dict(self._postfix)
 
     # ------------------------------------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        resolve_run_dir(trainer)  # on every rank (a collective under DDP), never from rank-zero-only code
+
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self._run = run_dir(trainer)  # on every rank: trainer.log_dir broadcasts
+        self._run = run_dir(trainer)
         self._images, self._t0, self._postfix = 0, time.monotonic(), {}
         # one bar for the whole fit, in generator steps; a resumed fit starts at its step (rate: this run's steps)
         self.train_progress_bar = self.init_train_tqdm(type(pl_module).__name__,

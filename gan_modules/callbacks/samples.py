@@ -23,16 +23,22 @@ def resolve_run_dir(trainer: L.Trainer) -> Path:
     this is a collective (``trainer.log_dir`` broadcasts rank 0's folder): call it on every rank, from a ``setup``
     hook, never from rank-zero-only code."""
     path = Path(trainer.log_dir or trainer.default_root_dir)
-    _RUN_DIRS[trainer] = path
+    try:
+        _RUN_DIRS[trainer] = path
+    except TypeError:  # a stand-in without weak references (a test double): nothing to remember
+        pass
     return path
 
 
 def run_dir(trainer: L.Trainer) -> Path:
     """The run's directory, as ``resolve_run_dir`` found it (no collective: safe in rank-zero-only code)."""
-    path = _RUN_DIRS.get(trainer)
+    try:
+        path = _RUN_DIRS.get(trainer)
+    except TypeError:
+        path = None
     if path is not None:
         return path
-    if trainer.world_size > 1:
+    if getattr(trainer, "world_size", 1) > 1:
         raise RuntimeError("run_dir() before resolve_run_dir() ran on every rank: a callback that writes into the run "
                            "directory must call resolve_run_dir(trainer) in its setup hook")
     return resolve_run_dir(trainer)
@@ -139,6 +145,7 @@ class GeneratedImageWriter(BasePredictionWriter):
         self.output_dir = output_dir
         self.grid_size = grid_size
         self._grid: list[Tensor] = []
+        self._written = 0
 
     def _dir(self, trainer: L.Trainer) -> Path:
         return Path(self.output_dir) if self.output_dir else run_dir(trainer) / "predictions"
@@ -151,6 +158,7 @@ class GeneratedImageWriter(BasePredictionWriter):
         first = int(prediction["index"][0]) if len(prediction.get("index", [])) else 0
         for k, (img, name) in enumerate(zip(images, names)):  # StarGAN: several images per index
             save_image(img, out / safe_png_name(name, first + k))
+        self._written += len(images)
         if "grid" in prediction:
             (out / "comparisons").mkdir(exist_ok=True)
             grid_names = prediction.get("grid_names") or names
@@ -166,8 +174,13 @@ class GeneratedImageWriter(BasePredictionWriter):
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:
         self._grid = []
+        self._written = 0
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        # every rank: the number of images written by all ranks (Lightning's predict sampler never repeats an item)
+        total = int(trainer.strategy.reduce(torch.tensor(float(self._written), device=pl_module.device), reduce_op="sum"))
+        if trainer.is_global_zero:
+            print(f"gan-modules: predict wrote {total} image(s) to {self._dir(trainer)}", flush=True)
         if self._grid and trainer.is_global_zero:
             grid = torch.cat(self._grid)
             nrow = max(1, int(len(grid) ** 0.5))
