@@ -16,44 +16,16 @@ from .samplers import PairIndexSampler, ResumableDataLoader, SeededRandomSampler
 from .unpaired import UnpairedDataModule
 
 #: every concrete datamodule, by class name (tests are parametrized over it).
-DATAMODULES: dict[str, type[ImageDataModule]] = {
-    cls.__name__: cls
-    for cls in (
-        EmbeddedMNISTDataModule,
-        MNISTDataModule,
-        FashionMNISTDataModule,
-        CIFAR10DataModule,
-        CelebADataModule,
-        ImageFolderDataModule,
-        AlignedPairDataModule,
-        UnpairedDataModule,
-        CelebAAttributesDataModule,
-        DomainFolderDataModule,
-        FashionEdgesDataModule,
-        FashionUnpairedDataModule,
-        MNISTColorsDataModule,
-    )
-}
+DATAMODULES: dict[str, type[ImageDataModule]] = {cls.__name__: cls for cls in (
+    EmbeddedMNISTDataModule, MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule, CelebADataModule,
+    ImageFolderDataModule, AlignedPairDataModule, UnpairedDataModule, CelebAAttributesDataModule,
+    DomainFolderDataModule, FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule,
+)}
 
 __all__ = [
-    "DATAMODULES",
-    "AlignedPairDataModule",
-    "CIFAR10DataModule",
-    "CelebAAttributesDataModule",
-    "CelebADataModule",
-    "DataError",
-    "DomainFolderDataModule",
-    "EmbeddedMNISTDataModule",
-    "FashionEdgesDataModule",
-    "FashionMNISTDataModule",
-    "FashionUnpairedDataModule",
-    "ImageDataModule",
-    "ImageFolderDataModule",
-    "InMemoryImageDataModule",
-    "MNISTColorsDataModule",
-    "MNISTDataModule",
-    "PairIndexSampler",
-    "ResumableDataLoader",
-    "SeededRandomSampler",
-    "UnpairedDataModule",
+    "DATAMODULES", "AlignedPairDataModule", "CIFAR10DataModule", "CelebAAttributesDataModule", "CelebADataModule",
+    "DataError", "DomainFolderDataModule", "EmbeddedMNISTDataModule", "FashionEdgesDataModule",
+    "FashionMNISTDataModule", "FashionUnpairedDataModule", "ImageDataModule", "ImageFolderDataModule",
+    "InMemoryImageDataModule", "MNISTColorsDataModule", "MNISTDataModule", "PairIndexSampler", "ResumableDataLoader",
+    "SeededRandomSampler", "UnpairedDataModule",
 ]

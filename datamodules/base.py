@@ -85,10 +85,8 @@ def random_split(n: int, val_fraction: float, test_fraction: float = 0.0, seed: 
     """
     n_val, n_test = split_count(n, val_fraction), split_count(n, test_fraction)
     if n - n_val - n_test < 1:
-        raise DataError(
-            f"{n} images cannot be split into val_fraction={val_fraction:g} and test_fraction={test_fraction:g} "
-            "with any left to train on; add images or lower the fractions"
-        )
+        raise DataError(f"{n} images cannot be split into val_fraction={val_fraction:g} and test_fraction="
+                        f"{test_fraction:g} with any left to train on; add images or lower the fractions")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, test = order[:n_val], order[n_val : n_val + n_test]
     return {"train": order[n_val + n_test :], "val": val, "test": test if n_test else val}
@@ -240,10 +238,9 @@ class ImageDataModule(L.LightningDataModule):
         sampler = self.train_sampler(dataset)
         if self.drop_last and len(sampler) < self.batch_size:
             share = f" ({len(sampler)} per process on {sampler.num_replicas})" if sampler.num_replicas > 1 else ""
-            raise DataError(
-                f"the train split has {len(dataset)} images{share}, fewer than batch_size={self.batch_size}, so "
-                "drop_last leaves no batch; lower --data.batch_size or set --data.drop_last false"
-            )
+            raise DataError(f"the train split has {len(dataset)} images{share}, fewer than batch_size="
+                            f"{self.batch_size}, so drop_last leaves no batch; lower --data.batch_size or set "
+                            "--data.drop_last false")
         return self._loader(dataset, self.batch_size, ResumableDataLoader, sampler=sampler, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:

@@ -9,6 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import Dataset
 
 from . import folder
+from .base import SPLITS
 from .errors import DataError
 from .image_folder import ImageFolderDataModule
 
@@ -69,11 +70,10 @@ class CelebADataModule(ImageFolderDataModule):
         return (self.data_dir, None) if self.data_dir.is_dir() else None
 
     def missing_error(self, extra: str = "") -> DataError:
-        return DataError(
-            f"CelebA not found in {self.data_dir} (expected img_align_celeba/ and list_eval_partition.txt there or in "
-            f"celeba/, or a folder of face images){extra}; download img_align_celeba.zip and list_eval_partition.txt "
-            f"from {CELEBA_PAGE} into {self.data_dir}, or pass --data.download true"
-        )
+        return DataError(f"CelebA not found in {self.data_dir} (expected img_align_celeba/ and list_eval_partition.txt "
+                         f"there or in celeba/, or a folder of face images){extra}; download img_align_celeba.zip and "
+                         f"list_eval_partition.txt from {CELEBA_PAGE} into {self.data_dir}, or pass --data.download "
+                         "true")
 
     def fetch_data(self) -> None:
         from torchvision.datasets import CelebA
@@ -89,26 +89,18 @@ class CelebADataModule(ImageFolderDataModule):
             return super().build_datasets()  # random split of a plain folder (or the download path)
         images_dir, partition_file = layout
         partition = read_partition(partition_file)
-        paths = folder.list_images(images_dir)
-        if not paths:
+        if not (paths := folder.list_images(images_dir)):
             raise folder.empty_folder_error(images_dir)
-        listed = [path for path in paths if path.name in partition]
-        if not listed:
-            raise DataError(
-                f"none of the {len(paths)} images in {images_dir} is listed in {partition_file}; use the matching "
-                "partition file or remove it for a random split"
-            )
+        if not (listed := [path for path in paths if path.name in partition]):
+            raise DataError(f"none of the {len(paths)} images in {images_dir} is listed in {partition_file}; use the "
+                            "matching partition file or remove it for a random split")
         if unlisted := len(paths) - len(listed):
             rank_zero_warn(f"CelebADataModule: ignored {unlisted} images not listed in {partition_file}")
         if absent := len(partition) - len({path.name for path in listed}):
             rank_zero_warn(f"CelebADataModule: {absent} files listed in {partition_file} are missing in {images_dir}")
         paths, _ = self.readable(listed, None)
-        splits: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for i, path in enumerate(paths):
-            splits[partition[path.name]].append(i)
+        splits = {split: [i for i, path in enumerate(paths) if partition[path.name] == split] for split in SPLITS}
         if empty := [split for split, index in splits.items() if not index]:
-            raise DataError(
-                f"the {', '.join(empty)} split of {partition_file} has no images in {images_dir}; extract all images "
-                "or remove the partition file for a random split"
-            )
+            raise DataError(f"the {', '.join(empty)} split of {partition_file} has no images in {images_dir}; extract "
+                            "all images or remove the partition file for a random split")
         return self.make_datasets(paths, None, splits)

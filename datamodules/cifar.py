@@ -41,10 +41,8 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as err:  # noqa: BLE001 - truncated pickle, wrong file, wrong shape
-        raise DataError(
-            f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); delete {path.parent} and "
-            f"extract {CIFAR10_URL} again (or pass --data.download true)"
-        ) from None
+        raise DataError(f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); delete {path.parent} "
+                        f"and extract {CIFAR10_URL} again (or pass --data.download true)") from None
     if len(images) != len(labels):
         raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels; extract the archive again")
     return images, labels
@@ -86,10 +84,8 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         return None
 
     def missing_error(self, extra: str = "") -> DataError:
-        return DataError(
-            f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, or extract "
-            f"{CIFAR10_URL} into {self.data_dir}"
-        )
+        return DataError(f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, "
+                         f"or extract {CIFAR10_URL} into {self.data_dir}")
 
     def fetch_data(self) -> None:
         from torchvision.datasets import CIFAR10

@@ -38,18 +38,13 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        files += [
-            Path(dirpath, name)
-            for name in filenames
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-        ]
+        files += [Path(dirpath, f) for f in filenames if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(files)
 
 
 def empty_folder_error(root: str | Path) -> DataError:
-    return DataError(
-        f"no images in {root} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}); check --data.data_dir"
-    )
+    return DataError(f"no images in {root} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}); check "
+                     "--data.data_dir")
 
 
 def image_problem(path: Path, mode: CheckMode = "header") -> str | None:
@@ -84,16 +79,11 @@ def check_images(paths: Sequence[Path], mode: CheckMode, owner: str) -> list[int
     good = [i for i, problem in enumerate(problems) if problem is None]
     bad = [(paths[i], problem) for i, problem in enumerate(problems) if problem is not None]
     if bad and not good:
-        raise DataError(
-            f"none of the {len(paths)} image files can be read, e.g. {bad[0][0]} ({bad[0][1]}); "
-            "replace the files or point --data.data_dir elsewhere"
-        )
+        raise DataError(f"none of the {len(paths)} image files can be read, e.g. {bad[0][0]} ({bad[0][1]}); "
+                        "replace the files or point --data.data_dir elsewhere")
     if bad:
-        shown = "; ".join(f"{path} ({problem})" for path, problem in bad[:3])
-        rank_zero_warn(
-            f"{owner}: skipped {len(bad)} of {len(paths)} image files that cannot be read: {shown}"
-            + ("; ..." if len(bad) > 3 else "")
-        )
+        shown = "; ".join(f"{path} ({problem})" for path, problem in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        rank_zero_warn(f"{owner}: skipped {len(bad)} of {len(paths)} image files that cannot be read: {shown}")
     return good
 
 
@@ -115,11 +105,7 @@ def decode(path: str | Path, channels: int, draft: int | None = None) -> Tensor:
 
 
 def load_image(path: str | Path, channels: int) -> Tensor:
-    """``decode`` at full scale.
-
-    Raises:
-        DataError: the file cannot be decoded (names it).
-    """
+    """``decode`` at full scale; a file that cannot be decoded raises a ``DataError`` naming it."""
     try:
         return decode(path, channels)
     except Exception as err:  # noqa: BLE001 - PIL raises many types
@@ -171,9 +157,8 @@ class ImageFileDataset(Dataset):
     def __init__(self, paths: Sequence[Path], labels: Sequence[int] | None, transform: FolderImageTransform) -> None:
         if labels is not None and len(labels) != len(paths):
             raise ValueError(f"{len(paths)} files but {len(labels)} labels")
-        self.paths = list(paths)
+        self.paths, self.transform = list(paths), transform
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -183,45 +168,45 @@ class ImageFileDataset(Dataset):
         try:
             item = {"image": self.transform(path)}
         except Exception as err:  # noqa: BLE001 - any decoding failure becomes one DataError
-            raise DataError(
-                f"cannot decode {path} ({type(err).__name__}: {err}); delete or replace it, or set "
-                "--data.check_images full to skip such files at setup"
-            ) from None
+            raise DataError(f"cannot decode {path} ({type(err).__name__}: {err}); delete or replace it, or set "
+                            "--data.check_images full to skip such files at setup") from None
         if self.labels is not None:
             item["label"] = self.labels[i]
         return item
 
 
-class PredictFolder(Dataset):
-    """Every image of a folder: ``{"image", "name", "index"}`` (plus ``extra`` constant keys), at its own size or
-    resized to ``image_size``."""
+class NamedFileDataset(Dataset):
+    """Image files at their own size, or centre-cropped to a ``crop_size`` square (capped at the shorter side) and
+    resized to ``image_size`` squared, optionally flipped at random -> ``{"image", "label" (with ``labels``), "name",
+    "index"}`` plus the constant ``extra`` keys (translation datasets and predict folders)."""
 
-    def __init__(
-        self, paths: Sequence[Path], channels: int, image_size: int | None = None, extra: dict[str, Any] | None = None
-    ):
-        self.paths, self.channels, self.image_size, self.extra = list(paths), channels, image_size, extra or {}
+    def __init__(self, paths: Sequence[Path], channels: int, image_size: int | None = None,
+                 crop_size: int | None = None, flip: bool = False, labels: Tensor | None = None,
+                 extra: dict[str, Any] | None = None):
+        self.paths, self.channels, self.image_size, self.crop_size = list(paths), channels, image_size, crop_size
+        self.flip, self.labels, self.extra = flip, labels, extra or {}
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        image = load_image(self.paths[i], self.channels)
+        image = load_image(self.paths[i], self.channels)  # (C, H, W) uint8
+        if self.crop_size is not None:
+            side = min(self.crop_size, *image.shape[-2:])
+            image = TF.center_crop(image, [side, side])
         if self.image_size is not None:
             image = TF.resize(image, [self.image_size, self.image_size], antialias=True)
-        return {"image": to_unit_range(image), "name": self.paths[i].name, "index": i, **self.extra}
+        if self.flip and bool(torch.rand(()) < 0.5):
+            image = image.flip(-1)
+        label = {} if self.labels is None else {"label": self.labels[i]}
+        return {"image": to_unit_range(image), **label, "name": self.paths[i].name, "index": i, **self.extra}
 
 
-def predict_folder_loader(
-    root: Path, channels: int, image_size: int | None, batch_size: int, extra: dict[str, Any] | None = None
-) -> DataLoader:
+def predict_folder_loader(root: Path, channels: int, image_size: int | None, batch_size: int,
+                          extra: dict[str, Any] | None = None) -> DataLoader:
     """The images of ``root`` in file order: at their own size one at a time (``image_size`` None), else resized and
-    batched.
-
-    Raises:
-        DataError: ``root`` holds no images.
-    """
-    paths = list_images(root)
-    if not paths:
+    batched; a folder without images raises a ``DataError``."""
+    if not (paths := list_images(root)):
         raise DataError(f"no images in {root}; check --data.predict_dir")
-    return DataLoader(PredictFolder(paths, channels, image_size, extra),
+    return DataLoader(NamedFileDataset(paths, channels, image_size, extra=extra),
                       batch_size=1 if image_size is None else batch_size, collate_fn=collate)

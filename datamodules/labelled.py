@@ -10,12 +10,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from .errors import DataError
-from .folder import load_image
+from .folder import NamedFileDataset
 from .image_folder import ImageFolderDataModule
-from .transforms import to_unit_range
 from .translation import TranslationDataModule
 
 #: yunjey/stargan's CelebA attributes.
@@ -34,8 +32,7 @@ def read_attributes(path: Path, selected: Sequence[str]) -> tuple[list[str], Ten
     if not path.is_file():
         raise DataError(f"attribute file {path} does not exist; download CelebA and put list_attr_celeba.txt beside "
                         "img_align_celeba/")
-    lines = path.read_text().splitlines()
-    if len(lines) < 2:
+    if len(lines := path.read_text().splitlines()) < 2:
         raise DataError(f"{path} is not a CelebA attribute file (needs a count line and a names line)")
     names = lines[1].split()
     for attr in selected:
@@ -52,29 +49,6 @@ def read_attributes(path: Path, selected: Sequence[str]) -> tuple[list[str], Ten
         files.append(parts[0])
         rows.append([parts[1 + c] == "1" for c in columns])
     return files, torch.tensor(rows, dtype=torch.float32).reshape(len(files), len(selected))
-
-
-class LabelledFileDataset(Dataset):
-    """Image files with labels → ``{"image", "label", "name", "index"}``; centre crop, resize, optional flip."""
-
-    def __init__(
-        self, paths: Sequence[Path], labels: Tensor, channels: int, image_size: int, crop_size: int | None, flip: bool
-    ):
-        self.paths, self.labels = list(paths), labels
-        self.channels, self.image_size, self.crop_size, self.flip = channels, image_size, crop_size, flip
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        image = load_image(self.paths[i], self.channels)
-        if self.crop_size is not None:
-            side = min(self.crop_size, *image.shape[-2:])
-            image = TF.center_crop(image, [side, side])
-        image = TF.resize(image, [self.image_size, self.image_size], antialias=True)
-        if self.flip and bool(torch.rand(()) < 0.5):
-            image = image.flip(-1)
-        return {"image": to_unit_range(image), "label": self.labels[i], "name": self.paths[i].name, "index": i}
 
 
 class CelebAAttributesDataModule(TranslationDataModule):
@@ -130,11 +104,9 @@ class CelebAAttributesDataModule(TranslationDataModule):
         n_test = min(self.num_test, len(paths) - 1)
         if n_test < 1:
             raise DataError(f"{self.attr_file} lists {len(paths)} image(s): too few to hold any out for test")
-        train, test = (
-            LabelledFileDataset([paths[i] for i in idx.tolist()], labels[idx], self.channels, self.image_size,
-                                self.crop_size, self.flip and split == "train")
-            for split, idx in (("train", order[n_test:]), ("test", order[:n_test]))
-        )
+        train, test = (NamedFileDataset([paths[i] for i in idx.tolist()], self.channels, self.image_size,
+                                        self.crop_size, self.flip and split == "train", labels[idx])
+                       for split, idx in (("train", order[n_test:]), ("test", order[:n_test])))
         return {"train": train, "val": test, "test": test}
 
 
@@ -154,17 +126,15 @@ class DomainFolderDataModule(TranslationDataModule, ImageFolderDataModule):
         super().__init__(*args, **kwargs)
         self.domain_names = list(self.class_names or [])
         if len(self.domain_names) < 2:
-            raise DataError(
-                f"{self.data_dir} has {len(self.domain_names)} domain folder(s); StarGAN needs at least "
-                "2 sub-folders of images, one per domain"
-            )
+            raise DataError(f"{self.data_dir} has {len(self.domain_names)} domain folder(s); StarGAN needs at least "
+                            "2 sub-folders of images, one per domain")
 
     def predict_split_dataset(self) -> Dataset:
         return _Named(self.dataset("test"))
 
 
 class _Named(Dataset):
-    """Adds ``name`` (the file's name) and ``index`` to the items of an ``ImageFileDataset`` (or a Subset of one)."""
+    """Adds ``name`` (the file's name) and ``index`` to the items of an ``ImageFileDataset``."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -173,11 +143,5 @@ class _Named(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item = dict(self.dataset[i])
-        ds, j = self.dataset, i
-        while hasattr(ds, "indices"):  # torch Subset
-            ds, j = ds.dataset, ds.indices[j]
-        paths = getattr(ds, "paths", None)
-        item["name"] = paths[j].name if paths is not None else f"{i:06d}.png"
-        item["index"] = i
-        return item
+        paths = getattr(self.dataset, "paths", None)
+        return {**self.dataset[i], "name": paths[i].name if paths is not None else f"{i:06d}.png", "index": i}

@@ -108,18 +108,12 @@ class _IDXDataModule(InMemoryImageDataModule):
 
     def missing_error(self, extra: str = "") -> DataError:
         places = " or ".join(str(d) for d in self.search_dirs())
-        partial = ""
-        for directory in self.search_dirs():
-            found = [stem for stem in IDX_FILES.values() if find_idx_file(directory, stem)]
-            if found:
-                missing = [f"{stem}.gz" for stem in IDX_FILES.values() if stem not in found]
-                partial = f" ({directory} lacks {', '.join(missing)})"
-                break
+        lacking = ((d, [f"{stem}.gz" for stem in IDX_FILES.values() if not find_idx_file(d, stem)])
+                   for d in self.search_dirs())  # the first folder holding some of the files names the others
+        partial = next((f" ({d} lacks {', '.join(m)})" for d, m in lacking if len(m) < len(IDX_FILES)), "")
         names = ", ".join(f"{stem}.gz" for stem in IDX_FILES.values())
-        return DataError(
-            f"{self.title} not found in {places}{partial}{extra}; {self.install_hint}put the four IDX files "
-            f"({names}) in {self.data_dir}, or pass --data.download true"
-        )
+        return DataError(f"{self.title} not found in {places}{partial}{extra}; {self.install_hint}put the four IDX "
+                         f"files ({names}) in {self.data_dir}, or pass --data.download true")
 
     def fetch_data(self) -> None:
         from torchvision import datasets
@@ -132,17 +126,13 @@ class _IDXDataModule(InMemoryImageDataModule):
         for split in ("train", "test"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise DataError(
-                    f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match: images "
-                    f"{images.shape}, labels {labels.shape}; replace them with the original files"
-                )
+                raise DataError(f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match: images "
+                                f"{images.shape}, labels {labels.shape}; replace them with the original files")
             if labels.size and labels.max() >= self.native_num_classes:
                 raise DataError(f"{files[f'{split}_labels']} has label {labels.max()}, expected 0..9")
-        train_images = torch.from_numpy(arrays["train_images"].astype(np.uint8)).unsqueeze(1)  # (N, 1, 28, 28)
-        train_labels = torch.from_numpy(arrays["train_labels"].astype(np.int64))
-        test_images = torch.from_numpy(arrays["test_images"].astype(np.uint8)).unsqueeze(1)
-        test_labels = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-        return self.split_arrays(train_images, train_labels, (test_images, test_labels))
+        train, test = ((torch.from_numpy(arrays[f"{split}_images"].astype(np.uint8)).unsqueeze(1),  # (N, 1, 28, 28)
+                        torch.from_numpy(arrays[f"{split}_labels"].astype(np.int64))) for split in ("train", "test"))
+        return self.split_arrays(*train, test)
 
 
 class MNISTDataModule(_IDXDataModule):
@@ -155,9 +145,7 @@ class MNISTDataModule(_IDXDataModule):
 
     Dataset: MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), CC BY-SA 3.0.
 
-    Args:
-        **kwargs: the arguments of ``_IDXDataModule`` (data_dir default ``./data/mnist``, download, val_fraction,
-            image_size, ...).
+    Args: those of ``_IDXDataModule``; ``data_dir`` defaults to ``./data/mnist``.
     """
 
     title: ClassVar[str] = "MNIST"
@@ -174,9 +162,7 @@ class FashionMNISTDataModule(_IDXDataModule):
 
     Dataset: Fashion-MNIST (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research, 2017), MIT licence.
 
-    Args:
-        **kwargs: the arguments of ``_IDXDataModule`` (data_dir default ``./data/fashion-mnist``, download,
-            val_fraction, image_size, ...).
+    Args: those of ``_IDXDataModule``; ``data_dir`` defaults to ``./data/fashion-mnist``.
     """
 
     title: ClassVar[str] = "Fashion-MNIST"

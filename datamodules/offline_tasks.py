@@ -1,17 +1,7 @@
-"""Translation tasks that need no network, built in memory (or in a cache folder) from Debian's Fashion-MNIST
-(``apt-get install dataset-fashion-mnist``) and the embedded MNIST, with the true translation known so that quality
-can be measured:
-
-- ``FashionEdgesDataModule`` (Pix2Pix): Sobel edge map → the item; the item is the ground truth.
-- ``FashionUnpairedDataModule`` (CycleGAN): two Fashion-MNIST classes (sneaker ↔ ankle boot, judged by a
-  classifier), or grayscale ↔ red-tinted items of disjoint image sets (the hidden true tint gives L1 to ground truth;
-  validation batches carry it as ``a_target``/``b_target``).
-- ``MNISTColorsDataModule`` (StarGAN): digits in red/green/blue, plain or inverted, written as PNGs plus a
-  CelebA-format ``list_attr_celeba.txt`` in a cache folder, read by the real ``CelebAAttributesDataModule``;
-  ``render_colored_digit`` renders the true output of any target domain.
-
-Generated data are never committed: they live in memory or under ``cache_dir``.
-"""
+"""Translation tasks that need no network, built from Debian's Fashion-MNIST (``apt-get install
+dataset-fashion-mnist``) and the embedded MNIST, with the true translation known so that quality can be measured:
+edges → item (pix2pix), sneaker ↔ ankle boot or gray ↔ red tint (CycleGAN), coloured/inverted digits (StarGAN).
+Generated data are never committed: they live in memory or under ``cache_dir``."""
 
 from __future__ import annotations
 
@@ -79,8 +69,7 @@ class PairedTensorDataset(Dataset):
                 "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        batch = self.__getitems__([i])
-        return {k: v[0] for k, v in batch.items()}
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
 
 
 class FashionEdgesDataModule(TranslationDataModule):
@@ -109,12 +98,11 @@ class FashionEdgesDataModule(TranslationDataModule):
 
     def build_datasets(self) -> dict[str, Dataset]:
         arrays = fashion_arrays(self.data_dir, self.val_fraction, self.split_seed)
-        limits = {"train": self.max_train, "val": self.max_test, "test": self.max_test}
         out = {}
         for split, (images, labels) in arrays.items():
-            images, labels = images[: limits[split]], labels[: limits[split]]
-            target = pad_to(images, self.image_size)
-            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels, split)
+            limit = self.max_train if split == "train" else self.max_test
+            target = pad_to(images[:limit], self.image_size)
+            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels[:limit], split)
         return out
 
 
@@ -206,8 +194,8 @@ class _DomainItems(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": f"{self.prefix}_{i:05d}.png",
-                "index": i}
+        name = f"{self.prefix}_{i:05d}.png"
+        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": name, "index": i}
 
 
 # ---------------------------------------------------------------------------------------------------- StarGAN
@@ -241,10 +229,10 @@ def write_color_digits(root: Path, num_images: int, size: int, seed: int) -> Non
         lines = [str(num_images), " ".join(COLOR_ATTRIBUTES)]
         for k in range(num_images):
             rgb = render_colored_digit(torch.from_numpy(images[k]), colours[k], inverted[k], size)
-            name = f"{k:05d}.png"
-            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / name, compress_level=1)
-            values = ["1" if colours[k] == c else "-1" for c in range(3)] + ["1" if inverted[k] else "-1"]
-            lines.append(f"{name} {' '.join(values)}")
+            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / f"{k:05d}.png",
+                                                               compress_level=1)
+            values = [colours[k] == c for c in range(3)] + [inverted[k]]
+            lines.append(f"{k:05d}.png {' '.join('1' if v else '-1' for v in values)}")
         (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
         if root.exists():  # another process finished first
             shutil.rmtree(tmp)

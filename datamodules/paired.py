@@ -24,12 +24,9 @@ def split_aligned(image: Tensor, path: Path | str) -> tuple[Tensor, Tensor]:
     Raises:
         DataError: odd width (the halves cannot be equal).
     """
-    w = image.shape[-1]
-    if w % 2:
-        raise DataError(
-            f"{path} is {w} pixels wide, an odd width: aligned pairs must be A|B side by side with equal "
-            "halves (use separate A/ and B/ folders for other layouts)"
-        )
+    if (w := image.shape[-1]) % 2:
+        raise DataError(f"{path} is {w} pixels wide, an odd width: aligned pairs must be A|B side by side with equal "
+                        "halves (use separate A/ and B/ folders for other layouts)")
     return image[..., : w // 2], image[..., w // 2 :]
 
 
@@ -49,15 +46,8 @@ class PairedFileDataset(Dataset):
     """Pairs from A|B images (``b_paths`` None) or from two lists of files; ``{"source", "target", "name", "index"}``.
     ``load_size`` None disables the random crop (evaluation)."""
 
-    def __init__(
-        self,
-        a_paths: Sequence[Path],
-        b_paths: Sequence[Path] | None,
-        channels: int,
-        image_size: int,
-        load_size: int | None,
-        flip: bool,
-    ):
+    def __init__(self, a_paths: Sequence[Path], b_paths: Sequence[Path] | None, channels: int, image_size: int,
+                 load_size: int | None, flip: bool):
         self.a_paths, self.b_paths = list(a_paths), None if b_paths is None else list(b_paths)
         self.channels, self.image_size, self.load_size, self.flip = channels, image_size, load_size, flip
 
@@ -100,10 +90,8 @@ class AlignedPairDataModule(FileTranslationDataModule):
             b_by_name = {p.relative_to(root / "B"): p for p in list_images(root / "B")}
             missing = [p for p in a if p.relative_to(root / "A") not in b_by_name]
             if missing:
-                raise DataError(
-                    f"{missing[0]} has no partner of the same name in {root / 'B'}; paired folders need "
-                    "identical file names"
-                )
+                raise DataError(f"{missing[0]} has no partner of the same name in {root / 'B'}; paired folders need "
+                                "identical file names")
             return a, [b_by_name[p.relative_to(root / "A")] for p in a]
         paths = list_images(root, recursive=False)
         check_aligned_widths(paths)
@@ -112,23 +100,14 @@ class AlignedPairDataModule(FileTranslationDataModule):
     def build_datasets(self) -> dict[str, Dataset]:
         files = {split: self._split_files(split) for split in SPLITS}
         if files["train"] is None or not files["train"][0]:
-            raise DataError(
-                f"no training pairs in {self.data_dir / 'train'}: download a pix2pix dataset (e.g. facades) "
-                "and put its train/ val/ test/ folders of A|B images (or A/ and B/ folders) there"
-            )
+            raise DataError(f"no training pairs in {self.data_dir / 'train'}: download a pix2pix dataset (e.g. "
+                            "facades) and put its train/ val/ test/ folders of A|B images (or A/ and B/ folders) there")
         files["val"] = files["val"] or files["test"]
         files["test"] = files["test"] or files["val"]
         if files["val"] is None:  # neither: hold out val_fraction of train (also as test)
             a, b = files["train"]
             split = {k: v.tolist() for k, v in random_split(len(a), self.val_fraction, 0.0, self.split_seed).items()}
             files = {s: ([a[i] for i in split[s]], None if b is None else [b[i] for i in split[s]]) for s in SPLITS}
-        return {
-            split: PairedFileDataset(
-                *files[split],
-                self.channels,
-                self.image_size,
-                self.load_size if split == "train" else None,
-                self.flip and split == "train",
-            )
-            for split in SPLITS
-        }
+        return {split: PairedFileDataset(*files[split], self.channels, self.image_size,
+                                         self.load_size if split == "train" else None, self.flip and split == "train")
+                for split in SPLITS}

@@ -1,12 +1,10 @@
 """Reproducible, resumable shuffling for the train loader, single process and under DDP.
 
 ``SeededRandomSampler`` permutes with its own ``torch.Generator`` seeded from ``seed + epoch``, so the order never
-depends on the global RNG (a model that draws noise from it cannot change the data order). It is a
-``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own (Lightning 2.6,
-``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``); each process takes an interleaved share
-of the one permutation all processes draw. ``ResumableDataLoader`` is a plain ``DataLoader`` that also has
-``state_dict``/``load_state_dict``; Lightning saves those of the train loader in every checkpoint (from rank 0) and
-restores them on resume (on every rank), so a mid-epoch resume skips exactly the batches already trained on.
+depends on the global RNG. It is a ``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own
+(Lightning 2.6 ``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``). ``ResumableDataLoader``
+also has ``state_dict``/``load_state_dict``, which Lightning saves in every checkpoint (from rank 0) and restores on
+resume (on every rank), so a mid-epoch resume skips exactly the batches already trained on.
 """
 
 from __future__ import annotations
@@ -23,17 +21,15 @@ class SeededRandomSampler(DistributedSampler):
     """A random permutation of ``range(n)`` drawn from ``torch.Generator().manual_seed(seed + epoch)``, shared out
     among ``num_replicas`` processes.
 
-    Process ``rank`` yields ``order[rank : num_samples * num_replicas : num_replicas]`` with
-    ``num_samples = n // num_replicas``: equal shares (every rank delivers the same number of batches, so the loader
-    state that Lightning saves from rank 0 serves every rank), and the ``n mod num_replicas`` items at the end of
-    each epoch's permutation are **dropped** (never padded: no image is seen twice in an epoch; which ones are dropped
-    changes every epoch). This is the order of ``DistributedSampler(shuffle=True, drop_last=True, seed=seed)``; with
-    one process it is the whole permutation. Interleaving makes the ``k``-th batches of all ranks together the
-    ``k``-th batch of size ``num_replicas * batch_size`` of one process.
+    Rank ``r`` yields ``order[r : num_samples * num_replicas : num_replicas]``, ``num_samples = n // num_replicas``:
+    equal shares, so every rank delivers the same number of batches and the loader state Lightning saves from rank 0
+    serves every rank. The last ``n mod num_replicas`` items of each epoch's permutation are **dropped**, never padded
+    (no image twice in an epoch). This is the order of ``DistributedSampler(shuffle=True, drop_last=True, seed=seed)``;
+    with one process, the whole permutation. The ``k``-th batches of all ranks together are the ``k``-th batch of
+    size ``num_replicas * batch_size`` of one process.
 
     Lightning calls ``set_epoch`` before every epoch. ``state_dict`` records the epoch and how many indices of this
-    rank's share the current iteration has yielded; after ``load_state_dict`` the next iteration skips those indices
-    (once).
+    rank's share the current iteration has yielded; after ``load_state_dict`` the next iteration skips them (once).
 
     Args:
         n: size of the dataset.
@@ -52,7 +48,7 @@ class SeededRandomSampler(DistributedSampler):
         # sets num_replicas, rank, epoch = 0, num_samples = n // num_replicas (drop_last), total_size, seed
         super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.n = n
-        self.yielded = 0  # indices of this rank's share handed out by the current (or last) iteration, skipped ones too
+        self.yielded = 0  # indices of this rank's share handed out by the current (or last) iteration, skipped too
         self._skip = 0  # indices to skip at the start of the next iteration (set by load_state_dict)
 
     def permutation(self, epoch: int | None = None) -> torch.Tensor:
@@ -84,9 +80,8 @@ class SeededRandomSampler(DistributedSampler):
                 "num_replicas": self.num_replicas}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume where ``state`` stopped. The shares interleave one permutation, so the ranks together had consumed
-        its first ``yielded * num_replicas`` items: a resume with another number of processes continues from there
-        (exactly when that count divides by the new number; else up to ``num_replicas - 1`` items are skipped)."""
+        """Resume where ``state`` stopped: the ranks together had consumed the first ``yielded * num_replicas``
+        items of the permutation, so another number of processes continues from there (exactly if it divides)."""
         self.epoch = int(state["epoch"])
         consumed = int(state.get("yielded", 0)) * int(state.get("num_replicas", 1))
         yielded = consumed // self.num_replicas
@@ -96,17 +91,9 @@ class SeededRandomSampler(DistributedSampler):
 
 
 class PairIndexSampler(SeededRandomSampler):
-    """A seeded permutation of the A items, each paired with a B index drawn uniformly from the same epoch's
-    generator ("B drawn at random each step", as the CycleGAN reference's ``serial_batches=False``); yields
-    ``(a_index, b_index)``. Being a ``SeededRandomSampler``, it is shared out among DDP ranks and resumes exactly.
-
-    Args:
-        n: number of items per epoch (``max(n_A, n_B)``).
-        n_b: number of B images.
-        seed: base seed; epoch ``e`` uses ``seed + e``.
-        num_replicas: as ``SeededRandomSampler``.
-        rank: as ``SeededRandomSampler``.
-    """
+    """A seeded permutation of the ``n`` (``max(n_A, n_B)``) A items, each paired with one of ``n_b`` B indices drawn
+    uniformly from the same epoch's generator ("B drawn at random each step", the CycleGAN reference's
+    ``serial_batches=False``); yields ``(a_index, b_index)``, shared out and resumed as ``SeededRandomSampler``."""
 
     def __init__(self, n: int, n_b: int, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
         super().__init__(n, seed, num_replicas, rank)
@@ -120,11 +107,9 @@ class PairIndexSampler(SeededRandomSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """A ``DataLoader`` whose position survives a checkpoint when its sampler is a ``SeededRandomSampler``.
-
-    It counts the samples of the batches it has *delivered* (not those that workers prefetched), so the state is exact
-    with any ``num_workers``. With another sampler the state is empty and a mid-epoch resume restarts the epoch's order.
-    """
+    """A ``DataLoader`` whose position survives a checkpoint when its sampler is a ``SeededRandomSampler``: it counts
+    the samples of the batches it has *delivered* (not those workers prefetched), so the state is exact with any
+    ``num_workers``. With another sampler the state is empty and a mid-epoch resume restarts the epoch's order."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Exact resume (issue 7): without a generator of its own, every ``iter(loader)`` draws the workers' base seed

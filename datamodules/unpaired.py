@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import DataError
-from .folder import PredictFolder, list_images, load_image
+from .folder import NamedFileDataset, list_images, load_image
 from .samplers import PairIndexSampler
 from .transforms import jitter
 from .translation import FileTranslationDataModule
@@ -40,16 +40,10 @@ class UnpairedDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor]:
         i, j = index if isinstance(index, tuple) else (index, index)
         i, j = i % self.n_a, j % self.n_b  # an epoch has max(n_A, n_B) items, as in the reference
-        if self.target_a is None and self.target_b is None:
-            (a,), (b,) = (
-                jitter([self.load_a(i)], self.image_size, self.load_size, self.flip),
-                jitter([self.load_b(j)], self.image_size, self.load_size, self.flip),
-            )
-            return {"a": a, "b": b}
-        # offline tasks: A and its hidden truth get the same jitter (and B likewise)
-        a, a_t = jitter([self.load_a(i), self.target_a(i)], self.image_size, self.load_size, self.flip)
-        b, b_t = jitter([self.load_b(j), self.target_b(j)], self.image_size, self.load_size, self.flip)
-        return {"a": a, "b": b, "a_target": a_t, "b_target": b_t}
+        # A (then B) and its hidden truth, if any, get the same jitter
+        a, b = (jitter([load(k)] + ([target(k)] if target else []), self.image_size, self.load_size, self.flip)
+                for load, target, k in ((self.load_a, self.target_a, i), (self.load_b, self.target_b, j)))
+        return {"a": a[0], "b": b[0], **({"a_target": a[1], "b_target": b[1]} if len(a) > 1 else {})}
 
     def subset(self, k: int, generator: torch.Generator) -> UnpairedDataset:
         """At most ``k`` images of each domain (``limit_train_images``): sorted draws of seeded permutations."""
@@ -97,10 +91,8 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
         root = self.data_dir / name
         if not root.is_dir():
             if required:
-                raise DataError(
-                    f"{root} is missing: put trainA/ and trainB/ (and testA/ testB/) in "
-                    f"{self.data_dir}, the CycleGAN datasets' layout"
-                )
+                raise DataError(f"{root} is missing: put trainA/ and trainB/ (and testA/ testB/) in "
+                                f"{self.data_dir}, the CycleGAN datasets' layout")
             return None
         paths = list_images(root)
         if not paths and required:
@@ -127,4 +119,4 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
 
     def predict_split_dataset(self) -> Dataset:
         self.setup()
-        return PredictFolder(self._predict_paths, self.channels, self.image_size, self.predict_extra())
+        return NamedFileDataset(self._predict_paths, self.channels, self.image_size, extra=self.predict_extra())
