@@ -8,49 +8,24 @@ from .celeba import CelebADataModule
 from .cifar import CIFAR10DataModule
 from .errors import DataError
 from .image_folder import ImageFolderDataModule
+from .labelled import CelebAAttributesDataModule, DomainFolderDataModule
 from .mnist import EmbeddedMNISTDataModule, FashionMNISTDataModule, MNISTDataModule
-from .samplers import ResumableDataLoader, SeededRandomSampler
 from .offline_tasks import FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule
-from .translation import AlignedPairDataModule, CelebAAttributesDataModule, DomainFolderDataModule, UnpairedDataModule
+from .paired import AlignedPairDataModule
+from .samplers import PairIndexSampler, ResumableDataLoader, SeededRandomSampler
+from .unpaired import UnpairedDataModule
 
 #: every concrete datamodule, by class name (tests are parametrized over it).
-DATAMODULES: dict[str, type[ImageDataModule]] = {
-    cls.__name__: cls
-    for cls in (
-        EmbeddedMNISTDataModule,
-        MNISTDataModule,
-        FashionMNISTDataModule,
-        CIFAR10DataModule,
-        CelebADataModule,
-        ImageFolderDataModule,
-        AlignedPairDataModule,
-        UnpairedDataModule,
-        CelebAAttributesDataModule,
-        DomainFolderDataModule,
-        FashionEdgesDataModule,
-        FashionUnpairedDataModule,
-        MNISTColorsDataModule,
-    )
-}
+DATAMODULES: dict[str, type[ImageDataModule]] = {cls.__name__: cls for cls in (
+    EmbeddedMNISTDataModule, MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule, CelebADataModule,
+    ImageFolderDataModule, AlignedPairDataModule, UnpairedDataModule, CelebAAttributesDataModule,
+    DomainFolderDataModule, FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule,
+)}
 
 __all__ = [
-    "DATAMODULES",
-    "AlignedPairDataModule",
-    "CelebAAttributesDataModule",
-    "DomainFolderDataModule",
-    "FashionEdgesDataModule",
-    "FashionUnpairedDataModule",
-    "MNISTColorsDataModule",
-    "UnpairedDataModule",
-    "CIFAR10DataModule",
-    "CelebADataModule",
-    "DataError",
-    "EmbeddedMNISTDataModule",
-    "FashionMNISTDataModule",
-    "ImageDataModule",
-    "ImageFolderDataModule",
-    "InMemoryImageDataModule",
-    "MNISTDataModule",
-    "ResumableDataLoader",
-    "SeededRandomSampler",
+    "DATAMODULES", "AlignedPairDataModule", "CIFAR10DataModule", "CelebAAttributesDataModule", "CelebADataModule",
+    "DataError", "DomainFolderDataModule", "EmbeddedMNISTDataModule", "FashionEdgesDataModule",
+    "FashionMNISTDataModule", "FashionUnpairedDataModule", "ImageDataModule", "ImageFolderDataModule",
+    "InMemoryImageDataModule", "MNISTColorsDataModule", "MNISTDataModule", "PairIndexSampler", "ResumableDataLoader",
+    "SeededRandomSampler", "UnpairedDataModule",
 ]

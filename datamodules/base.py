@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .errors import DataError
 from .samplers import ResumableDataLoader, SeededRandomSampler
@@ -29,19 +29,9 @@ def collate(batch: Any) -> Any:
     return batch if isinstance(batch, dict) else default_collate(batch)
 
 
-class IndexDataset(Dataset):
-    """``{"index": i}`` for ``i`` in ``range(n)``: what a generator needs to draw sample ``i`` from seed ``i``."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, int]:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return {"index": i}
+def index_batch(indices: list[int]) -> dict[str, Tensor]:
+    """``{"index": LongTensor (N,)}``: what a generator needs to draw sample ``i`` from seed ``i``."""
+    return {"index": torch.tensor(indices, dtype=torch.int64)}
 
 
 class TensorImageDataset(Dataset):
@@ -55,20 +45,13 @@ class TensorImageDataset(Dataset):
         resize_mode: ``resize`` or ``pad`` (centre on a black background).
     """
 
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor | None,
-        image_size: int,
-        channels: int,
-        resize_mode: ResizeMode = "resize",
-    ) -> None:
+    def __init__(self, images: Tensor, labels: Tensor | None, image_size: int, channels: int,
+                 resize_mode: ResizeMode = "resize") -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = images
-        self.labels = None if labels is None else labels.to(torch.int64)
+        self.images, self.labels = images, None if labels is None else labels.to(torch.int64)
         self.image_size, self.channels, self.resize_mode = image_size, channels, resize_mode
 
     def __len__(self) -> int:
@@ -102,10 +85,8 @@ def random_split(n: int, val_fraction: float, test_fraction: float = 0.0, seed: 
     """
     n_val, n_test = split_count(n, val_fraction), split_count(n, test_fraction)
     if n - n_val - n_test < 1:
-        raise DataError(
-            f"{n} images cannot be split into val_fraction={val_fraction:g} and test_fraction={test_fraction:g} "
-            "with any left to train on; add images or lower the fractions"
-        )
+        raise DataError(f"{n} images cannot be split into val_fraction={val_fraction:g} and test_fraction="
+                        f"{test_fraction:g} with any left to train on; add images or lower the fractions")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, test = order[:n_val], order[n_val : n_val + n_test]
     return {"train": order[n_val + n_test :], "val": val, "test": test if n_test else val}
@@ -113,6 +94,9 @@ def random_split(n: int, val_fraction: float, test_fraction: float = 0.0, seed: 
 
 class ImageDataModule(L.LightningDataModule):
     """Base of every image datamodule (see the module docstring for what a subclass supplies).
+
+    Subclasses declare only the arguments they add or whose defaults differ and pass the rest on through ``*args``
+    and ``**kwargs`` (jsonargparse follows that chain, so the CLI lists every argument with its default).
 
     Args:
         data_dir: where the data live (or go, for downloads); ``None`` means the subclass's ``default_data_dir``.
@@ -129,29 +113,22 @@ class ImageDataModule(L.LightningDataModule):
         predict_batch_size: batch size of the predict loader.
         drop_last: drop the last incomplete train batch (BatchNorm and the GAN losses prefer equal batches).
         pin_memory: pin host memory for faster copies to the GPU; ``None`` means "if CUDA is available".
+        limit_train_images: train on a fixed subset of this many training images (data-efficient GAN training),
+            drawn with ``split_seed`` independently of the global RNG and kept in their original order; val and test
+            are unchanged. ``None``: all of them.
     """
 
     native_size: ClassVar[int] = 64
     native_channels: ClassVar[int] = 3
     native_num_classes: ClassVar[int | None] = None
     default_data_dir: ClassVar[str | None] = None
+    download: bool = False  # subclasses that can download set it from their ``download`` argument
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        image_size: int | None = None,
-        channels: int | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        seed: int = 0,
-        num_predict: int = 64,
-        predict_batch_size: int = 64,
-        drop_last: bool = True,
-        pin_memory: bool | None = None,
-    ) -> None:
+    def __init__(self, data_dir: str | None = None, image_size: int | None = None, channels: int | None = None,
+                 batch_size: int = 128, eval_batch_size: int | None = None, num_workers: int = 0,
+                 val_fraction: float = 0.1, split_seed: int = 0, seed: int = 0, num_predict: int = 64,
+                 predict_batch_size: int = 64, drop_last: bool = True, pin_memory: bool | None = None,
+                 limit_train_images: int | None = None) -> None:
         super().__init__()
         data_dir = data_dir if data_dir is not None else self.default_data_dir
         self.data_dir: Path | None = Path(data_dir).expanduser() if data_dir is not None else None
@@ -162,25 +139,21 @@ class ImageDataModule(L.LightningDataModule):
             raise DataError(f"image_size must be a positive number of pixels, got {image_size}")
         if self.channels not in (1, 3):
             raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
-        for name, value in (("batch_size", batch_size), ("predict_batch_size", predict_batch_size)):
+        for name, value in (("batch_size", batch_size), ("predict_batch_size", predict_batch_size),
+                            ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size)):
             if value < 1:
                 raise DataError(f"{name} must be at least 1, got {value}")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise DataError(f"eval_batch_size must be at least 1, got {eval_batch_size}")
         if not 0 <= val_fraction < 1:
             raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if num_predict < 0 or num_workers < 0:
             raise DataError(f"num_predict and num_workers must be >= 0, got {num_predict} and {num_workers}")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
-        self.seed = seed
-        self.num_predict = num_predict
-        self.predict_batch_size = predict_batch_size
-        self.drop_last = drop_last
+        if limit_train_images is not None and limit_train_images < 1:
+            raise DataError(f"limit_train_images must be at least 1 (or null for all), got {limit_train_images}")
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size or batch_size, num_workers
+        self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
+        self.num_predict, self.predict_batch_size, self.drop_last = num_predict, predict_batch_size, drop_last
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.limit_train_images = limit_train_images
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ data
@@ -193,47 +166,92 @@ class ImageDataModule(L.LightningDataModule):
             datasets = self.build_datasets()
             if missing := [split for split in SPLITS if split not in datasets]:
                 raise RuntimeError(f"{type(self).__name__}.build_datasets() returned no {missing}")
+            if self.limit_train_images is not None:
+                datasets["train"] = self.limit_train(datasets["train"], self.limit_train_images)
             self.datasets = datasets
+
+    def limit_train(self, dataset: Dataset, k: int) -> Dataset:
+        """``k`` items of the train split: the sorted first ``k`` of ``torch.randperm`` seeded with ``split_seed``. A
+        dataset with its own ``subset(k, generator)`` (unpaired domains) draws them itself.
+
+        Raises:
+            DataError: ``k`` is larger than the split.
+        """
+        if k > len(dataset):
+            raise DataError(f"limit_train_images={k} is larger than the train split ({len(dataset)} images); lower "
+                            "it or set it to null")
+        generator = torch.Generator().manual_seed(self.split_seed)
+        if callable(subset := getattr(dataset, "subset", None)):
+            return subset(k, generator)
+        return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:k].sort().values.tolist())
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split`` (``train``, ``val`` or ``test``), setting up on first use."""
         self.setup()
         return self.datasets[split]
 
+    # ---------------------------------------------------------------- files
+    def find_data(self) -> Any:
+        """Where the files are (subclass-specific), or ``None`` when they are missing."""
+        raise NotImplementedError
+
+    def fetch_data(self) -> None:
+        """Download the files (with torchvision) into ``data_dir``."""
+        raise NotImplementedError
+
+    def missing_error(self, extra: str = "") -> DataError:
+        """The one-line error for missing files, with ``extra`` (why downloading failed) before the advice."""
+        return DataError(f"{type(self).__name__} found no data in {self.data_dir}{extra}")
+
+    def locate(self) -> Any:
+        """``find_data()``, downloading first when it finds nothing and ``download`` is set.
+
+        Raises:
+            DataError: the files are missing (``missing_error``, with the first line of a failed download's error).
+        """
+        if (found := self.find_data()) is None and self.download:
+            try:
+                self.fetch_data()
+            except Exception as err:  # noqa: BLE001 - offline, proxy, Drive quota, checksum, disk full: one line
+                raise self.missing_error(f"; downloading failed: {(str(err) or repr(err)).splitlines()[0]}") from None
+            found = self.find_data()
+        if found is None:
+            raise self.missing_error()
+        return found
+
+    def prepare_data(self) -> None:
+        if self.download:
+            self.locate()
+
     # --------------------------------------------------------------- loaders
-    def _loader_kwargs(self) -> dict[str, Any]:
-        return {
-            "num_workers": self.num_workers,
-            "pin_memory": self.pin_memory,
-            "persistent_workers": self.num_workers > 0,
-            "collate_fn": collate,
-        }
+    def _loader(self, dataset: Dataset, batch_size: int, cls: type[DataLoader] = DataLoader, **kwargs) -> DataLoader:
+        return cls(dataset, batch_size=batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                   persistent_workers=self.num_workers > 0, collate_fn=collate, **kwargs)
+
+    def train_sampler(self, dataset: Dataset) -> SeededRandomSampler:
+        """The train order: ``SeededRandomSampler(seed)``, shared out among DDP processes."""
+        return SeededRandomSampler(len(dataset), self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled by ``SeededRandomSampler(seed)``; resumable mid-epoch from a checkpoint (``ResumableDataLoader``)."""
+        """Shuffled by ``train_sampler``; resumable mid-epoch from a checkpoint (``ResumableDataLoader``)."""
         dataset = self.dataset("train")
-        if self.drop_last and len(dataset) < self.batch_size:
-            raise DataError(
-                f"the train split has {len(dataset)} images, fewer than batch_size={self.batch_size}, so drop_last "
-                "leaves no batch; lower --data.batch_size or set --data.drop_last false"
-            )
-        sampler = SeededRandomSampler(len(dataset), self.seed)
-        return ResumableDataLoader(
-            dataset, batch_size=self.batch_size, sampler=sampler, drop_last=self.drop_last, **self._loader_kwargs()
-        )
-
-    def _eval_dataloader(self, split: str) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.eval_batch_size, shuffle=False, **self._loader_kwargs())
+        sampler = self.train_sampler(dataset)
+        if self.drop_last and len(sampler) < self.batch_size:
+            share = f" ({len(sampler)} per process on {sampler.num_replicas})" if sampler.num_replicas > 1 else ""
+            raise DataError(f"the train split has {len(dataset)} images{share}, fewer than batch_size="
+                            f"{self.batch_size}, so drop_last leaves no batch; lower --data.batch_size or set "
+                            "--data.drop_last false")
+        return self._loader(dataset, self.batch_size, ResumableDataLoader, sampler=sampler, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("val")
+        return self._loader(self.dataset("val"), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("test")
+        return self._loader(self.dataset("test"), self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
         """Batches ``{"index": LongTensor (N,)}`` over ``range(num_predict)``, each index once, in order."""
-        return DataLoader(IndexDataset(self.num_predict), batch_size=self.predict_batch_size, shuffle=False)
+        return DataLoader(range(self.num_predict), batch_size=self.predict_batch_size, collate_fn=index_batch)
 
 
 class InMemoryImageDataModule(ImageDataModule):
@@ -248,25 +266,29 @@ class InMemoryImageDataModule(ImageDataModule):
         **kwargs: the arguments of ``ImageDataModule``.
     """
 
-    def __init__(self, resize_mode: ResizeMode = "resize", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *args: Any, resize_mode: ResizeMode = "resize", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if resize_mode not in ("resize", "pad"):
             raise DataError(f"resize_mode must be 'resize' or 'pad', got {resize_mode!r}")
         if resize_mode == "pad" and self.image_size < self.native_size:
-            raise DataError(
-                f"resize_mode 'pad' cannot shrink {self.native_size}px images to image_size={self.image_size}; "
-                "use resize_mode 'resize' or a larger image_size"
-            )
+            raise DataError(f"resize_mode 'pad' cannot shrink {self.native_size}px images to image_size="
+                            f"{self.image_size}; use resize_mode 'resize' or a larger image_size")
         self.resize_mode = resize_mode
 
     def load_arrays(self) -> dict[str, tuple[Tensor, Tensor | None]]:
         raise NotImplementedError
 
+    def split_arrays(self, images: Tensor, labels: Tensor, test: tuple[Tensor, Tensor] | None = None
+                     ) -> dict[str, tuple[Tensor, Tensor]]:
+        """``val_fraction`` of ``images``/``labels`` held out for val (``random_split`` seeded by ``split_seed``);
+        test is ``test`` or, without one, the val arrays themselves."""
+        splits = random_split(len(images), self.val_fraction, 0.0, self.split_seed)
+        arrays = {split: (images[splits[split]], labels[splits[split]]) for split in ("train", "val")}
+        arrays["test"] = arrays["val"] if test is None else test
+        return arrays
+
     def build_datasets(self) -> dict[str, Dataset]:
-        datasets: dict[str, Dataset] = {}
-        built: dict[int, Dataset] = {}  # a split that reuses another's arrays (test = val) shares its dataset
-        for split, arrays in self.load_arrays().items():
-            if id(arrays) not in built:
-                built[id(arrays)] = TensorImageDataset(*arrays, self.image_size, self.channels, self.resize_mode)
-            datasets[split] = built[id(arrays)]
-        return datasets
+        splits = self.load_arrays()  # a split that reuses another's arrays (test = val) shares its dataset
+        built = {id(arrays): TensorImageDataset(*arrays, self.image_size, self.channels, self.resize_mode)
+                 for arrays in splits.values()}
+        return {split: built[id(arrays)] for split, arrays in splits.items()}

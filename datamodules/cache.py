@@ -53,21 +53,6 @@ def fingerprint(paths: Sequence[Path], root: Path, transform: FolderImageTransfo
     return h.hexdigest()
 
 
-class _DecodeU8(Dataset):
-    """Files → uint8 (C, S, S) through the uncached pipeline without flips (errors name the file)."""
-
-    def __init__(self, paths: Sequence[Path], transform: FolderImageTransform):
-        deterministic = FolderImageTransform(transform.image_size, transform.channels, transform.crop_size, flip=False)
-        self.files = ImageFileDataset(paths, None, deterministic)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> Tensor:
-        image = self.files[i]["image"]  # float in [-1, 1], exactly u8 / 127.5 - 1
-        return image.add(1.0).mul(127.5).round_().to(torch.uint8)
-
-
 def build_or_load(paths: Sequence[Path], root: Path, transform: FolderImageTransform, cache_dir: str | Path,
                   num_workers: int = 0) -> Tensor:
     """The uint8 (N, C, S, S) images of ``paths`` (in order), memory-mapped from ``cache_dir``; built if absent.
@@ -88,11 +73,12 @@ def build_or_load(paths: Sequence[Path], root: Path, transform: FolderImageTrans
         rank_zero_info(f"decoding {len(paths)} images into {target} (once; later runs memory-map it)")
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), c, s, s))
-        decode = _DecodeU8(paths, transform)
+        # the uncached pipeline without flips (its errors name the file); its floats are exactly u8 / 127.5 - 1
+        files = ImageFileDataset(paths, None, FolderImageTransform(s, c, transform.crop_size, flip=False))
         try:  # threads: PIL and torch release the GIL while decoding/resizing, and errors keep their one line
             with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-                for i, image in enumerate(pool.map(decode.__getitem__, range(len(decode)))):
-                    array[i] = image.numpy()
+                for i, image in enumerate(pool.map(lambda k: files[k]["image"], range(len(paths)))):
+                    array[i] = image.add(1.0).mul(127.5).round_().to(torch.uint8).numpy()
             array.flush()
             del array
             os.replace(tmp, target)

@@ -9,9 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .base import InMemoryImageDataModule, random_split
+from .base import InMemoryImageDataModule
 from .errors import DataError
-from .transforms import ResizeMode
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -23,10 +22,10 @@ class _CifarBatchUnpickler(pickle.Unpickler):
     """Reads CIFAR-10 batch files without running code: only the numpy globals an array needs are allowed (plain
     pickle would run whatever a planted ``data_batch_1`` asks for)."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:
@@ -42,10 +41,8 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as err:  # noqa: BLE001 - truncated pickle, wrong file, wrong shape
-        raise DataError(
-            f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); delete {path.parent} and "
-            f"extract {CIFAR10_URL} again (or pass --data.download true)"
-        ) from None
+        raise DataError(f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); delete {path.parent} "
+                        f"and extract {CIFAR10_URL} again (or pass --data.download true)") from None
     if len(images) != len(labels):
         raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels; extract the archive again")
     return images, labels
@@ -64,13 +61,10 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     stated: cite the report.
 
     Args:
-        data_dir: torchvision root; default ``./data/cifar10``.
         download: download with torchvision when the batches are missing.
-        image_size: ``None`` = 32.
-        channels: ``None`` = 3; 1 converts to luma.
-        resize_mode: ``resize`` or ``pad``.
-        val_fraction: share of the 50k train split held out for val.
-        **kwargs: the other arguments of ``ImageDataModule``.
+        **kwargs: the arguments of ``InMemoryImageDataModule`` (data_dir: torchvision root, default
+            ``./data/cifar10``; image_size ``None`` = 32; channels ``None`` = 3, 1 converts to luma; resize_mode;
+            val_fraction: share of the 50k train split held out for val; ...).
     """
 
     native_size: ClassVar[int] = 32
@@ -78,65 +72,30 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     native_num_classes: ClassVar[int | None] = 10
     default_data_dir: ClassVar[str | None] = "./data/cifar10"
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        download: bool = False,
-        image_size: int | None = None,
-        channels: int | None = None,
-        resize_mode: ResizeMode = "resize",
-        val_fraction: float = 0.1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            image_size=image_size,
-            channels=channels,
-            resize_mode=resize_mode,
-            val_fraction=val_fraction,
-            **kwargs,
-        )
+    def __init__(self, *args: Any, download: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.download = download
 
-    def find_folder(self) -> Path | None:
+    def find_data(self) -> Path | None:
         assert self.data_dir is not None
         for folder in (self.data_dir / CIFAR10_FOLDER, self.data_dir):
             if all((folder / name).is_file() for name in CIFAR10_TRAIN + CIFAR10_TEST):
                 return folder
         return None
 
-    def _missing_error(self, extra: str = "") -> DataError:
-        return DataError(
-            f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, or extract "
-            f"{CIFAR10_URL} into {self.data_dir}"
-        )
+    def missing_error(self, extra: str = "") -> DataError:
+        return DataError(f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, "
+                         f"or extract {CIFAR10_URL} into {self.data_dir}")
 
-    def _download(self) -> None:
+    def fetch_data(self) -> None:
         from torchvision.datasets import CIFAR10
 
-        try:
-            CIFAR10(root=str(self.data_dir), train=True, download=True)
-        except Exception as err:  # noqa: BLE001 - offline, proxy, checksum, disk full: one line
-            raise self._missing_error(f"; downloading failed: {str(err).splitlines()[0] if str(err) else err!r}")
-
-    def prepare_data(self) -> None:
-        if self.download and self.find_folder() is None:
-            self._download()
+        CIFAR10(root=str(self.data_dir), train=True, download=True)
 
     def load_arrays(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-        folder = self.find_folder()
-        if folder is None and self.download:
-            self._download()
-            folder = self.find_folder()
-        if folder is None:
-            raise self._missing_error()
+        folder = self.locate()
         train = [read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
         images = torch.from_numpy(np.concatenate([x for x, _ in train]))
         labels = torch.from_numpy(np.concatenate([y for _, y in train]))
         test_images, test_labels = read_cifar_batch(folder / CIFAR10_TEST[0])
-        splits = random_split(len(images), self.val_fraction, 0.0, self.split_seed)
-        return {
-            "train": (images[splits["train"]], labels[splits["train"]]),
-            "val": (images[splits["val"]], labels[splits["val"]]),
-            "test": (torch.from_numpy(test_images), torch.from_numpy(test_labels)),
-        }
+        return self.split_arrays(images, labels, (torch.from_numpy(test_images), torch.from_numpy(test_labels)))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from . import folder
+from . import cache, folder
 from .base import ImageDataModule, random_split
 from .errors import DataError
 from .folder import CheckMode, FolderImageTransform, ImageFileDataset
@@ -37,9 +37,6 @@ class ImageFolderDataModule(ImageDataModule):
     Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
 
     Args:
-        data_dir: the folder of images.
-        image_size: ``None`` = 64.
-        channels: ``None`` = 3.
         use_subfolders_as_classes: each top-level subfolder is a class (sorted names -> labels 0..K-1; batches get
             ``label`` and ``num_classes`` is K); images directly in ``data_dir`` are then ignored.
         crop_size: square centre crop before resizing (capped at the shorter side); ``None`` for none.
@@ -54,59 +51,32 @@ class ImageFolderDataModule(ImageDataModule):
             None: decode files every epoch.
         cache_on_gpu: with ``cache_dir``, hold the whole cache on the GPU (batches are then only indices). None:
             when it takes less than half the free GPU memory.
-        **kwargs: the other arguments of ``ImageDataModule``.
+        **kwargs: the other arguments of ``ImageDataModule`` (data_dir: the folder of images; image_size 64,
+            channels 3, ...).
     """
 
-    native_size: ClassVar[int] = 64
-    native_channels: ClassVar[int] = 3
-
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        image_size: int | None = None,
-        channels: int | None = None,
-        use_subfolders_as_classes: bool = False,
-        crop_size: int | None = None,
-        flip: bool = False,
-        check_images: CheckMode = "header",
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.0,
-        num_workers: int = 4,
-        cache_dir: str | None = None,
-        cache_on_gpu: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            image_size=image_size,
-            channels=channels,
-            val_fraction=val_fraction,
-            num_workers=num_workers,
-            **kwargs,
-        )
+    def __init__(self, *args: Any, use_subfolders_as_classes: bool = False, crop_size: int | None = None,
+                 flip: bool = False, check_images: CheckMode = "header", val_fraction: float = 0.05,
+                 test_fraction: float = 0.0, num_workers: int = 4, cache_dir: str | None = None,
+                 cache_on_gpu: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, val_fraction=val_fraction, num_workers=num_workers, **kwargs)
         if check_images not in ("header", "full", "none"):
             raise DataError(f"check_images must be 'header', 'full' or 'none', got {check_images!r}")
         if crop_size is not None and crop_size < 1:
             raise DataError(f"crop_size must be a positive number of pixels or null, got {crop_size}")
         if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
             raise DataError(f"need 0 <= test_fraction and val_fraction + test_fraction < 1, got {test_fraction}")
-        self.use_subfolders_as_classes = use_subfolders_as_classes
-        self.crop_size = crop_size
-        self.flip = flip
-        self.check_images = check_images
-        self.test_fraction = test_fraction
-        self.cache_dir = cache_dir
-        self.cache_on_gpu = cache_on_gpu
+        self.use_subfolders_as_classes, self.crop_size, self.flip = use_subfolders_as_classes, crop_size, flip
+        self.check_images, self.test_fraction, self.cache_dir, self.cache_on_gpu = (check_images, test_fraction,
+                                                                                    cache_dir, cache_on_gpu)
         self._device_cache: Tensor | None = None
         self.class_names: list[str] | None = None
         if use_subfolders_as_classes:  # num_classes must be known now, before setup
             root = self._root_or_raise()
             self.class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
             if not self.class_names:
-                raise DataError(
-                    f"use_subfolders_as_classes needs one subfolder of images per class in {root}, found none; "
-                    "set --data.use_subfolders_as_classes false"
-                )
+                raise DataError(f"use_subfolders_as_classes needs one subfolder of images per class in {root}, found "
+                                "none; set --data.use_subfolders_as_classes false")
             self.num_classes = len(self.class_names)
 
     def _root_or_raise(self) -> Path:
@@ -127,49 +97,42 @@ class ImageFolderDataModule(ImageDataModule):
         """All image paths under ``image_root()`` and, with subfolder classes, their labels."""
         root = self.image_root()
         if not self.class_names:
-            paths = folder.list_images(root)
-            if not paths:
+            if not (paths := folder.list_images(root)):
                 raise folder.empty_folder_error(root)
             return paths, None
         paths, labels = [], []
         for label, name in enumerate(self.class_names):
-            found = folder.list_images(root / name)
-            if not found:
-                raise DataError(
-                    f"class folder {root / name} has no images ({', '.join(folder.IMAGE_EXTENSIONS)}); add some or "
-                    "remove the folder"
-                )
+            if not (found := folder.list_images(root / name)):
+                raise DataError(f"class folder {root / name} has no images ({', '.join(folder.IMAGE_EXTENSIONS)}); "
+                                "add some or remove the folder")
             paths += found
             labels += [label] * len(found)
         if loose := folder.list_images(root, recursive=False):
             rank_zero_warn(f"{type(self).__name__}: ignored {len(loose)} images directly in {root} (not in a class)")
         return paths, labels
 
-    def make_datasets(
-        self, paths: Sequence[Path], labels: Sequence[int] | None, splits: Mapping[str, Sequence[int] | Tensor]
-    ) -> dict[str, Dataset]:
-        """One ``ImageFileDataset`` per split from indices into ``paths``/``labels`` (flips only in train); a test
-        split that *is* the val index object shares the val dataset."""
-        if self.cache_dir is not None:
-            return self._cached_datasets(paths, labels, splits)
+    def make_datasets(self, paths: Sequence[Path], labels: Sequence[int] | None,
+                      splits: Mapping[str, Sequence[int] | Tensor]) -> dict[str, Dataset]:
+        """One dataset per split from indices into ``paths``/``labels``: an ``ImageFileDataset`` (flips only in train)
+        or, with ``cache_dir``, a ``CachedImageDataset``; a test split that *is* the val index object shares val's."""
+        images = self._open_cache(paths) if self.cache_dir is not None else None
         datasets: dict[str, Dataset] = {}
         for split, index in splits.items():
             if split == "test" and index is splits.get("val"):  # test_fraction 0: test is val
                 datasets[split] = datasets["val"]
                 continue
-            index = [int(i) for i in index]
-            split_labels = None if labels is None else [labels[i] for i in index]
-            datasets[split] = ImageFileDataset(
-                [paths[i] for i in index], split_labels, self.transform(split == "train")
-            )
+            rows = [int(i) for i in index]
+            split_labels = None if labels is None else [labels[i] for i in rows]
+            if images is None:
+                transform = self.transform(split == "train")
+                datasets[split] = ImageFileDataset([paths[i] for i in rows], split_labels, transform)
+            else:
+                datasets[split] = cache.CachedImageDataset(images, rows, split_labels)
+                datasets[split].indices_only = self._device_cache is not None
         return datasets
 
-    # ----------------------------------------------------------------- decoded-image cache (datamodules.cache)
-    def _cached_datasets(
-        self, paths: Sequence[Path], labels: Sequence[int] | None, splits: Mapping[str, Sequence[int] | Tensor]
-    ) -> dict[str, Dataset]:
-        from . import cache
-
+    def _open_cache(self, paths: Sequence[Path]) -> Tensor:
+        """The decoded uint8 images of ``paths`` (``datamodules.cache``), also held on the GPU when wanted."""
         root = Path(os.path.commonpath([str(p.parent) for p in paths]))
         images = cache.build_or_load(paths, root, self.transform(False), self.cache_dir, self.num_workers)
         trainer = getattr(self, "trainer", None)
@@ -178,21 +141,12 @@ class ImageFolderDataModule(ImageDataModule):
         if on_gpu and device.type != "cuda":
             raise DataError("cache_on_gpu needs a CUDA trainer; set --data.cache_on_gpu null or false")
         self._device_cache = images.to(device) if on_gpu else None
-        datasets: dict[str, Dataset] = {}
-        for split, index in splits.items():
-            rows = [int(i) for i in index]
-            split_labels = None if labels is None else [labels[i] for i in rows]
-            datasets[split] = cache.CachedImageDataset(images, rows, split_labels)
-            datasets[split].indices_only = on_gpu
-        return datasets
+        return images
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Cached batches (uint8 or cache indices) → float images in [-1, 1], flipped on the device in training."""
         if isinstance(batch, dict) and ("image_u8" in batch or "cache_index" in batch):
-            from . import cache
-
-            trainer = getattr(self, "trainer", None)
-            training = trainer is not None and trainer.training
+            training = getattr(self, "trainer", None) is not None and self.trainer.training
             return cache.device_batch(batch, self._device_cache, flip=self.flip and training)
         return batch
 

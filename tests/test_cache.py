@@ -28,7 +28,7 @@ def write_images(root, n: int = 10, size=(30, 40), fmt: str = "JPEG") -> list:
 
 
 def module(root, cache_dir=None, **kwargs) -> ImageFolderDataModule:
-    opts = dict(image_size=16, channels=3, val_fraction=0.2, batch_size=4, num_workers=0, crop_size=28)
+    opts = {"image_size": 16, "channels": 3, "val_fraction": 0.2, "batch_size": 4, "num_workers": 0, "crop_size": 28}
     opts.update(kwargs)
     return ImageFolderDataModule(str(root), cache_dir=None if cache_dir is None else str(cache_dir), **opts)
 

@@ -18,10 +18,10 @@ from datamodules import (
     FashionEdgesDataModule,
     FashionUnpairedDataModule,
     MNISTColorsDataModule,
+    PairIndexSampler,
     UnpairedDataModule,
 )
 from datamodules.offline_tasks import render_colored_digit, sobel_edges
-from datamodules.translation import PairIndexSampler
 
 
 def save(path: Path, array: np.ndarray) -> Path:
