@@ -47,10 +47,31 @@ def test_patchgan_gives_30x30_logits_at_256px_and_unet_depth_rules():
 
 
 @pytest.mark.parametrize(("depth", "n_dropout"), [(8, 3), (5, 3), (3, 1), (2, 0)])
-def test_unet_dropout_sits_in_the_innermost_decoder_blocks(depth, n_dropout):
-    net = UNetGenerator(1, 1, depth, 4)
+def test_unet_explicit_dropout_count_sits_in_the_innermost_decoder_blocks(depth, n_dropout):
+    net = UNetGenerator(1, 1, depth, 4, n_dropout=3)  # an explicit count, clamped to depth - 2
     with_dropout = [i for i, up in enumerate(net.ups) if any(isinstance(m, nn.Dropout) for m in up)]
     assert with_dropout == list(range(depth - 1 - n_dropout, depth - 1))  # never the bottleneck's nor the outermost
+
+
+@pytest.mark.parametrize(("size", "expected"), [(256, 3), (128, 2), (64, 1), (32, 0), (28, 0)])
+def test_unet_default_dropout_count_follows_the_reference(size, expected):
+    """junyanz ``UnetGenerator``: dropout in the ``num_downs − 5`` intermediate ngf×8 blocks (unet_256: 3)."""
+    with torch.device("meta"):
+        net = UNetGenerator(3, 3, unet_depth(size), 4)
+    dropouts = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == expected == net.n_dropout
+    assert all(m.p == 0.5 for m in dropouts)
+    depth = unet_depth(size)
+    with_dropout = [i for i, up in enumerate(net.ups) if any(isinstance(m, nn.Dropout) for m in up)]
+    assert with_dropout == list(range(depth - 1 - expected, depth - 1))  # the blocks just outside the bottleneck
+
+
+def test_unet_explicit_dropout_count_and_bad_count():
+    with torch.device("meta"):
+        assert sum(isinstance(m, nn.Dropout) for m in UNetGenerator(3, 3, 8, 4, n_dropout=1).modules()) == 1
+        assert sum(isinstance(m, nn.Dropout) for m in UNetGenerator(3, 3, 5, 4, n_dropout=2).modules()) == 2
+    with pytest.raises(ValueError, match=r"n_dropout >= 0 \(or None for the reference's depth − 5\), got -1"):
+        UNetGenerator(3, 3, 8, 4, n_dropout=-1)
 
 
 def test_small_networks_keep_the_image_size():

@@ -18,6 +18,12 @@ class PatchGANDiscriminator(nn.Module):
         ndf: width of the first block (64).
         n_layers: strided blocks after the first (3 gives the 70×70 receptive field).
         norm: ``batch`` (pix2pix), ``instance`` (CycleGAN) or ``none``.
+
+    Checked against junyanz ``models/networks.py`` ``NLayerDiscriminator``: kernel 4, padding 1; the first conv has a
+    bias and no norm; ``n_layers − 1`` stride-2 blocks then one stride-1 block, widths ``ndf·min(2ⁿ, 8)``, their
+    convs biased only under InstanceNorm (``use_bias``); LeakyReLU 0.2; a final stride-1 conv to one channel with a
+    bias; N(0, 0.02) init (``init_weights``, BatchNorm γ ~ N(1, 0.02)). As in :class:`~.unet.UNetGenerator`,
+    ``norm="none"`` keeps the conv biases (the reference drops them there too).
     """
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):

@@ -35,12 +35,28 @@ def unet_depth(image_size: int) -> int:
     return depth
 
 
+def reference_dropout_blocks(depth: int) -> int:
+    """Decoder blocks with dropout in the reference U-Net of ``depth`` downsamplings: ``max(0, depth − 5)``
+    (junyanz ``models/networks.py``, ``UnetGenerator``: the ``num_downs − 5`` intermediate ngf×8 blocks)."""
+    return max(0, depth - 5)
+
+
 class UNetGenerator(nn.Module):
     """U-Net with skip connections by concatenation (encoder C64-C128-C256-C512-C512..., decoder mirrored, tanh out).
 
     Encoder block ``i``: LeakyReLU(0.2) → Conv4 s2 → norm (none on the first and on the innermost block). Decoder
     block ``i``: ReLU → ConvTranspose4 s2 → norm (tanh on the outermost), dropout 0.5 in the ``n_dropout`` innermost
-    decoder blocks after the bottleneck's own (the reference's three ngf×8 "dropout as noise" blocks at 256 px).
+    decoder blocks after the bottleneck's own. The reference (junyanz/pytorch-CycleGAN-and-pix2pix
+    ``models/networks.py``, ``UnetGenerator.__init__``: ``for i in range(num_downs - 5)`` adds the ngf×8 blocks built
+    with ``use_dropout``) has ``depth − 5`` of them: 3 at 256 px (U-Net-256), 2 at 128 px, 1 at 64 px, none at 32 px.
+
+    Checked against the same file (``UnetSkipConnectionBlock``): the outermost block's down conv has no norm and
+    ``bias = use_bias`` (False under BatchNorm), its up conv has a bias and ends in Tanh; the innermost block has
+    LeakyReLU(0.2) → conv (no norm) down and ReLU → ConvTranspose → norm up; middle blocks are LeakyReLU(0.2) → conv
+    → norm / ReLU → ConvTranspose → norm [→ Dropout(0.5)]; the skip is ``cat([x, block(x)])`` (input first); convs
+    have a bias only under InstanceNorm (``use_bias = norm_layer.func == nn.InstanceNorm2d``). One deliberate
+    difference: with ``norm="none"`` our convs keep their bias (the reference's ``use_bias`` is False there too,
+    leaving conv layers with neither a norm nor a bias).
 
     Args:
         in_channels: input image channels.
@@ -49,11 +65,12 @@ class UNetGenerator(nn.Module):
             ``2 ** depth``.
         ngf: width of the first encoder block (64).
         norm: ``batch`` (reference default), ``instance`` or ``none``.
-        n_dropout: decoder blocks with dropout (3 in the reference; clamped to ``depth - 2``).
+        n_dropout: decoder blocks with dropout 0.5; None (default) follows the reference, ``max(0, depth − 5)``;
+            an explicit count is clamped to ``depth - 2`` (never the bottleneck's block nor the outermost).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, depth: int = 8, ngf: int = 64,
-                 norm: str = "batch", n_dropout: int = 3):
+                 norm: str = "batch", n_dropout: int | None = None):
         super().__init__()
         if depth < 2:
             raise ValueError(f"UNetGenerator needs depth >= 2, got {depth}")
@@ -68,7 +85,12 @@ class UNetGenerator(nn.Module):
             if 0 < i < depth - 1:
                 layers.append(norm_layer(norm, widths[i]))
             downs.append(nn.Sequential(*layers))
-        n_dropout = max(0, min(n_dropout, depth - 2))
+        if n_dropout is None:
+            n_dropout = reference_dropout_blocks(depth)
+        elif n_dropout < 0:
+            raise ValueError(f"UNetGenerator needs n_dropout >= 0 (or None for the reference's depth − 5), got {n_dropout}")
+        n_dropout = min(n_dropout, depth - 2)
+        self.n_dropout = n_dropout
         for i in range(depth):
             cin = widths[i] if i == depth - 1 else 2 * widths[i]  # innermost sees only the bottleneck
             if i == 0:
