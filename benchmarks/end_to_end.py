@@ -18,7 +18,7 @@ everything the run does after step 0 (validation, grids, logging, checkpoints, t
 excludes interpreter start-up, imports, config parsing, data setup and Lightning's sanity check, which are reported
 separately as ``startup_s`` (spawn to step 0). ``ratio`` = ours it/s / plain it/s (median over adjacent pairs).
 
-    python benchmarks/end_to_end.py                     # CPU, quickstart config, 500 steps, 2 pairs
+    python benchmarks/end_to_end.py                     # CPU, quickstart config, 300 steps, 2 pairs
     python benchmarks/end_to_end.py --quick             # a tiny smoke run (tests)
     python benchmarks/end_to_end.py --gpu               # DCGAN-64: 64 px, width 64, batch 128, 1000 steps, on CUDA
     python benchmarks/end_to_end.py -- --data.init_args.image_size 32 --data.init_args.resize_mode pad
@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 CLOCK_ENV = "GAN_MODULES_BENCH_CLOCK"
 PRESETS = {
-    "cpu": {"steps": 500, "repeats": 2, "overrides": []},
+    "cpu": {"steps": 300, "repeats": 2, "overrides": []},
     "quick": {"steps": 12, "repeats": 1, "overrides": [
         "--model.init_args.ngf", "4", "--model.init_args.ndf", "4", "--data.init_args.batch_size", "16",
         "--sample_grid.every_n_generator_steps", "4", "--sample_grid.num_samples", "16",
@@ -105,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     preset.add_argument("--gpu", action="store_true", help="DCGAN-64 on CUDA: 64 px, width 64, batch 128")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "dcgan_mnist.yaml")
     p.add_argument("--steps", type=int, default=None,
-                   help="generator steps per run (default: cpu 500, gpu 1000, quick 12); 0: the config's own")
+                   help="generator steps per run (default: cpu 300, gpu 1000, quick 12); 0: the config's own")
     p.add_argument("--repeats", type=int, default=None, help="(ours, plain) pairs (default 2; quick 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS/MKL_NUM_THREADS of both processes (default: inherited)")

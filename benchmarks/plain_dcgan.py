@@ -230,6 +230,20 @@ def load_mnist(path: Path, image_size: int, channels: int, resize_mode: str, val
     return x
 
 
+def save_grid(gan: PlainDCGAN, z: Tensor, path: Path) -> None:
+    """A grid of samples from fixed noise, as ``SampleGrid`` lays it out (sqrt(n) columns, 2 px white padding)."""
+    from torchvision.utils import make_grid, save_image
+
+    images = (gan.sample(z).cpu() + 1) / 2
+    save_image(make_grid(images, nrow=math.ceil(math.sqrt(len(images))), padding=2, pad_value=1.0), path)
+
+
+def save_checkpoint(gan: PlainDCGAN, path: Path) -> None:
+    """``torch.save`` of the networks, EMA and optimizers, written to a temporary name and moved into place."""
+    torch.save(gan.state_dict(), path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="plain-PyTorch DCGAN on the embedded MNIST (end_to_end.py's plain side)")
     p.add_argument("--data-file", type=Path, required=True, help="datamodules/data/mnist10k.npz")
@@ -262,8 +276,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    from torchvision.utils import make_grid, save_image
-
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -276,16 +288,6 @@ def main(argv=None) -> dict:
     fixed_z = fixed_z.view(args.grid_samples, args.nz, 1, 1).to(device)
     (args.out / "samples").mkdir(parents=True, exist_ok=True)
     (args.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-
-    def write_grid(tag: str) -> None:
-        images = (gan.sample(fixed_z).cpu() + 1) / 2
-        nrow = math.ceil(math.sqrt(len(images)))
-        save_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), args.out / "samples" / f"{tag}.png")
-
-    def write_checkpoint() -> None:
-        path = args.out / "checkpoints" / "last.pt"
-        torch.save(gan.state_dict(), path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
 
     n, bs = len(data), args.batch_size
     batches_per_epoch = n // bs if args.drop_last else math.ceil(n / bs)
@@ -301,10 +303,10 @@ def main(argv=None) -> dict:
                 loss_d, loss_g = (x.item() for x in gan.last_losses)
                 print(f"[{epoch}][{step}/{args.steps}] loss_d {loss_d:.4f} loss_g {loss_g:.4f}", flush=True)
             if args.grid_every and step % args.grid_every == 0:
-                write_grid(f"step_{step:07d}")
+                save_grid(gan, fixed_z, args.out / "samples" / f"step_{step:07d}.png")
             if (args.ckpt_every_steps and step % args.ckpt_every_steps == 0) or (
                     args.ckpt_every_seconds and time.monotonic() - last_ckpt >= args.ckpt_every_seconds):
-                write_checkpoint()
+                save_checkpoint(gan, args.out / "checkpoints" / "last.pt")
                 last_ckpt = time.monotonic()
             if step >= args.steps:
                 break
@@ -312,8 +314,8 @@ def main(argv=None) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
     t_last = time.time()
-    write_grid("final")
-    write_checkpoint()
+    save_grid(gan, fixed_z, args.out / "samples" / "final.png")
+    save_checkpoint(gan, args.out / "checkpoints" / "last.pt")
     t_done = time.time()
     clock = {"side": "plain", "t_interpreter": _T0, "t_first_step_start": t_first, "t_last_step_end": t_last,
              "t_done": t_done, "generator_steps": step, "threads": torch.get_num_threads()}

@@ -34,8 +34,8 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -48,8 +48,7 @@ from plain_dcgan import PlainDCGAN
 from gan_modules import DCGAN, AdversarialModule
 
 
-@dataclass(frozen=True)
-class Mode:
+class Mode(NamedTuple):
     precision: str  # Lightning's precision for ours
     autocast: torch.dtype | None  # the plain loops' autocast dtype
     channels_last: bool
