@@ -268,7 +268,7 @@ def attribute(ours: dict[str, float], plain: dict[str, float]) -> list[tuple[str
     return [
         ("second G forward (our D step's own G(z); plain reuses its fakes)", g("fake_images[D]"),
          "AdversarialModule.fake_images inside _discriminator_update"),
-        ("validation loop (every epoch = 70 batches, and at the end)", g("val_run"),
+        ("validation loop (every epoch and at the end)", g("val_run"),
          "_EvaluationLoop.run, sanity check excluded"),
         ("progress bar (TQDM refresh + postfix every batch)", pbar, "TQDMProgressBar.on_train_batch_start/end"),
         ("data: loader + fetcher, minus the plain loop's randperm slicing", data - plain_other,
