@@ -1,24 +1,33 @@
-"""Training throughput of our DCGAN module through the Lightning Trainer vs a plain PyTorch loop doing the same work.
+"""Training-step throughput of our DCGAN module through the Lightning Trainer vs two plain PyTorch loops.
 
-Both sides use the same networks (``gan_modules.nets`` DCGAN G and D, N(0, 0.02) init, identical initial weights),
-the same loss functions (``gan_modules.losses``), the same optimizer settings (Adam 2e-4, β (0.5, 0.999); fused on
-CUDA when our module would use it), the same order (a D step on real vs G(z) detached, then a G step with fresh z:
-two G forwards and three D forwards per iteration), the same EMA update of G, and the same batches, already in
-memory on the device (no data loading: this measures the training step and the framework around it). Repeats
-alternate which side runs first so that clock and thermal drift cancel; the final line is the median over repeats
-of ours/plain from adjacent pairs.
+- ``ours``: ``gan_modules.DCGAN`` (module defaults: EMA of G, non-finite guard; see ``--guard``) fitted by a bare
+  ``L.Trainer`` (no logger, progress bar or checkpoints: this measures the step and the framework around it).
+- ``plain``: the best-practice loop users compare with (``benchmarks/plain_dcgan.py``, after pytorch/examples
+  ``dcgan/main.py``): its own DCGAN nets of the same sizes and init, ONE G forward per iteration (the D step's fakes
+  are reused for the G step), ``zero_grad(set_to_none=True)``, D frozen during the G backward, the same EMA.
+- ``mirrored``: the same plain loop in our module's order (a no-grad G forward for the D step and a fresh G forward
+  for the G step: two G forwards and three D forwards per iteration). ``plain``/``mirrored`` is the price of the
+  second G forward; ``mirrored``/``ours`` the price of the framework.
+
+All three train on the same few batches already in memory on the device (no data loading; ``end_to_end.py`` times
+the whole ``fit``). Repeats rotate the order of the three sides so that clock and thermal drift cancel; ratios are
+the median over repeats of the ratios of adjacent runs. Modes (``--modes``, several allowed):
+
+- ``fp32``: float32 (TF32 matmuls/convolutions allowed on CUDA unless ``--no-tf32``);
+- ``bf16``: bf16 autocast (``precision="bf16-mixed"`` for ours);
+- ``bf16-cl-fused``: bf16 autocast + channels_last (weights and images) + fused Adam on every side;
+- ``fp16``: fp16 autocast with a GradScaler (``16-mixed``; CUDA only).
 
     python benchmarks/throughput.py --device cpu --quick
-    python benchmarks/throughput.py --device cuda --batch-size 128 512 --precision bf16-mixed --channels-last
+    python benchmarks/throughput.py --device cuda --batch-sizes 128 512 --modes fp32 bf16-cl-fused --json tp.json
 
-Prints a table of img/s and ``ratio=<ours/plain>``; ``--json out.json`` writes the settings and every timing.
+Prints one table row per (mode, batch) with img/s of the three sides and ``ours/plain``, ``ours/mirrored``; the last
+line is ``ratio=<min over rows of ours/plain>``. ``--json PATH`` writes the settings and every timing.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import inspect
 import json
 import platform
@@ -26,17 +35,34 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import lightning as L  # noqa: E402
+import lightning as L
+from plain_dcgan import PlainDCGAN
 
-from gan_modules import DCGAN, AdversarialModule  # noqa: E402
-from gan_modules.losses import get_loss  # noqa: E402
+from gan_modules import DCGAN, AdversarialModule
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+class Mode(NamedTuple):
+    precision: str  # Lightning's precision for ours
+    autocast: torch.dtype | None  # the plain loops' autocast dtype
+    channels_last: bool
+    fused: bool
+    cuda_only: bool = False
+
+
+MODES = {
+    "fp32": Mode("32-true", None, False, False),
+    "bf16": Mode("bf16-mixed", torch.bfloat16, False, False),
+    "bf16-cl-fused": Mode("bf16-mixed", torch.bfloat16, True, True),
+    "fp16": Mode("16-mixed", torch.float16, False, False, cuda_only=True),
+}
+SIDES = ("ours", "plain", "mirrored")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,31 +70,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="small nets and few steps (CPU: a few minutes on 2 cores)")
     p.add_argument("--tiny", action="store_true", help="a smoke run of a few seconds (tests)")
-    p.add_argument("--batch-size", type=int, nargs="+", default=None, help="default 128 512 (quick: 64)")
-    p.add_argument("--precision", choices=PRECISIONS, default="32-true")
-    p.add_argument("--channels-last", action="store_true", help="NHWC weights and images on both sides")
-    p.add_argument("--compile", action="store_true", help="torch.compile G and D on both sides")
-    p.add_argument("--image-size", type=int, default=None, help="default 64 (quick: 32)")
+    p.add_argument("--batch-sizes", "--batch-size", dest="batch_sizes", type=int, nargs="+", default=None,
+                   help="default 128 512 (quick: 64)")
+    p.add_argument("--modes", nargs="+", choices=tuple(MODES), default=["fp32"], help="default fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D on every side")
+    p.add_argument("--image-size", type=int, default=None, choices=(28, 32, 64, 128), help="default 64 (quick: 32)")
+    p.add_argument("--channels", type=int, default=3, choices=(1, 3), help="image channels (default 3)")
     p.add_argument("--width", type=int, default=None, help="ngf = ndf (default 64; quick: 16)")
-    p.add_argument("--steps", type=int, default=None, help="timed iterations per repeat (default 50; quick: 16)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed iterations per repeat (default 10; quick: 2)")
-    p.add_argument("--repeats", type=int, default=None, help="alternating repeats per side (default 5)")
-    p.add_argument("--no-ema", action="store_true", help="turn the EMA of G off on both sides")
-    p.add_argument("--nonfinite-guard", action="store_true",
-                   help="keep the module's non-finite guard on (one host sync per optimizer step) and do the same "
-                        "check in the plain loop; default: off on both sides")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs on CUDA (the anchors used TF32)")
+    p.add_argument("--steps", type=int, default=None, help="timed iterations per run (default 50; quick: 16)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed iterations per run (default 10; quick: 2)")
+    p.add_argument("--repeats", type=int, default=None, help="rotating repeats per side (default 5)")
+    p.add_argument("--no-ema", action="store_true", help="turn the EMA of G off on every side")
+    p.add_argument("--guard", choices=("default", "off", "all"), default="default",
+                   help="non-finite guard (one reduction + host sync per optimizer step). default: ours keeps its "
+                        "default (on), the plain loops have none (what users compare with); off: off everywhere; "
+                        "all: on everywhere")
+    p.add_argument("--no-tf32", action="store_true", help="CUDA: keep fp32 matmuls/convolutions in full fp32")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; --quick/--tiny on CPU: 1, because on a shared "
                         "box spinning OpenMP threads of other jobs' load swamp the comparison)")
     p.add_argument("--json", type=Path, default=None, help="write settings and results here")
     args = p.parse_args(argv)
     quick = args.quick or args.tiny
-    defaults = dict(batch_size=[64] if quick else [128, 512], image_size=32 if quick else 64,
-                    width=16 if quick else 64, steps=16 if quick else 50, warmup=2 if quick else 10,
-                    repeats=5)
+    defaults = {"batch_sizes": [64] if quick else [128, 512], "image_size": 32 if quick else 64,
+                "width": 16 if quick else 64, "steps": 16 if quick else 50, "warmup": 2 if quick else 10, "repeats": 5}
     if args.tiny:
-        defaults.update(batch_size=[8], width=4, steps=2, warmup=1, repeats=2)
+        defaults.update(batch_sizes=[8], width=4, steps=2, warmup=1, repeats=2)
     if quick and args.device == "cpu":
         defaults["threads"] = 1
     for k, v in defaults.items():
@@ -76,8 +103,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, k, v)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but no CUDA device is visible; use --device cpu")
-    if args.precision == "16-mixed" and args.device == "cpu":
-        p.error("--precision 16-mixed needs CUDA (Lightning turns it into bf16 on CPU); use bf16-mixed on CPU")
+    for name in args.modes:
+        if MODES[name].cuda_only and args.device != "cuda":
+            p.error(f"mode {name} needs CUDA (Lightning turns 16-mixed into bf16 on CPU); use bf16 on CPU")
+    if min(args.batch_sizes) < 2 or args.steps < 1 or args.warmup < 0 or args.repeats < 1:
+        p.error("--batch-sizes must be >= 2 (BatchNorm), --steps and --repeats >= 1, --warmup >= 0")
     return args
 
 
@@ -86,15 +116,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_batches(args, batch_size: int) -> list[dict]:
-    """A few distinct batches already on the device, cycled by both sides."""
+def make_batches(args, batch_size: int, mode: Mode) -> list[dict]:
+    """A few distinct batches already on the device, cycled by every side."""
     g = torch.Generator().manual_seed(0)
-    n_distinct = 4
-    images = torch.rand(n_distinct, batch_size, 3, args.image_size, args.image_size, generator=g) * 2 - 1
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    batches = [{"image": x.to(args.device).contiguous(memory_format=fmt),
-                "label": torch.zeros(batch_size, dtype=torch.long, device=args.device)} for x in images]
-    return batches
+    images = torch.rand(4, batch_size, args.channels, args.image_size, args.image_size, generator=g) * 2 - 1
+    fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
+    return [{"image": x.to(args.device).contiguous(memory_format=fmt),
+             "label": torch.zeros(batch_size, dtype=torch.long, device=args.device)} for x in images]
 
 
 class Cycle:
@@ -127,19 +155,22 @@ class Timer(L.Callback):
         self.end = time.perf_counter()
 
 
-def build_module(args) -> DCGAN:
+def build_ours(args, mode: Mode) -> DCGAN:
     torch.manual_seed(0)
+    params = inspect.signature(AdversarialModule.__init__).parameters
     extra = {}
-    if "max_nonfinite_steps" in inspect.signature(AdversarialModule.__init__).parameters and not args.nonfinite_guard:
+    if "max_nonfinite_steps" in params and args.guard == "off":
         extra["max_nonfinite_steps"] = None
-    return DCGAN(image_size=args.image_size, channels=3, ngf=args.width, ndf=args.width, latent_dim=100,
-                 ema_decay=None if args.no_ema else 0.999, channels_last=args.channels_last,
+    if "fused_optimizer" in params:
+        extra["fused_optimizer"] = True if mode.fused else None  # None: the module's default (fused on CUDA)
+    return DCGAN(image_size=args.image_size, channels=args.channels, ngf=args.width, ndf=args.width, latent_dim=100,
+                 ema_decay=None if args.no_ema else 0.999, channels_last=mode.channels_last,
                  compile_nets=args.compile, **extra)
 
 
-def time_ours(args, module: DCGAN, batches: list[dict]) -> float:
+def time_ours(args, mode: Mode, module: DCGAN, batches: list[dict]) -> float:
     timer = Timer(args.warmup, args.device)
-    trainer = L.Trainer(accelerator=args.device, devices=1, precision=args.precision, max_epochs=1,
+    trainer = L.Trainer(accelerator=args.device, devices=1, precision=mode.precision, max_epochs=1,
                         limit_train_batches=args.warmup + args.steps, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         callbacks=[timer], use_distributed_sampler=False)
@@ -147,106 +178,52 @@ def time_ours(args, module: DCGAN, batches: list[dict]) -> float:
     return timer.end - timer.start
 
 
-class PlainLoop:
-    """What a user would write by hand: the same nets, losses, optimizers, order and EMA, no framework."""
-
-    def __init__(self, args, module: DCGAN):
-        self.args = args
-        self.device = torch.device(args.device)
-        self.g = copy.deepcopy(module.generator).to(self.device)  # same initial weights as ours
-        self.d = copy.deepcopy(module.discriminator).to(self.device)
-        self.ema = copy.deepcopy(module.generator_ema).to(self.device) if module.generator_ema is not None else None
-        if args.channels_last:
-            for net in (self.g, self.d, self.ema):
-                if net is not None:
-                    net.to(memory_format=torch.channels_last)
-        if args.compile:
-            self.g.compile(), self.d.compile()
-        fused = {"fused": True} if args.device == "cuda" and args.precision != "16-mixed" else {}
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
-        self.loss = get_loss("non_saturating")
-        self.latent = module.hparams.latent_dim
-        self.dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
-        self.scaler = torch.amp.GradScaler("cuda") if args.precision == "16-mixed" else None
-        self.t = 0
-
-    def autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def backward_step(self, loss, opt) -> None:
-        if self.scaler is None:
-            loss.backward()
-            if self.args.nonfinite_guard:  # the module's guard: one reduction and one host sync per step
-                grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                total = loss.detach().float().sum() + torch.stack(torch._foreach_norm(grads)).float().sum()
-                if not bool(torch.isfinite(total)):
-                    opt.zero_grad(set_to_none=True)
-                    return
-            opt.step()
-        else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
-        opt.zero_grad(set_to_none=True)
-
-    def step(self, batch: dict) -> None:
-        real = batch["image"]
-        n = real.shape[0]
-        with self.autocast():  # D step: real vs G(z) detached
-            with torch.no_grad():
-                fake = self.g(torch.randn(n, self.latent, device=self.device))
-            loss_d = self.loss.discriminator(self.d(real), self.d(fake))
-        self.d.requires_grad_(True)
-        self.backward_step(loss_d, self.opt_d)
-        self.d.requires_grad_(False)  # G step: no grads into D
-        with self.autocast():
-            loss_g = self.loss.generator(self.d(self.g(torch.randn(n, self.latent, device=self.device))))
-        self.backward_step(loss_g, self.opt_g)
-        self.d.requires_grad_(True)
-        self.t += 1
-        if self.ema is not None:
-            with torch.no_grad():
-                decay = min(0.999, (1 + self.t) / (10 + self.t))
-                torch._foreach_lerp_(list(self.ema.parameters()), [p.detach() for p in self.g.parameters()],
-                                     1.0 - decay)
-                for b_ema, b in zip(self.ema.buffers(), self.g.buffers()):
-                    b_ema.copy_(b)
-
-    def run(self, batches: list[dict], n_warmup: int, n_steps: int) -> float:
-        for i in range(n_warmup):
-            self.step(batches[i % len(batches)])
-        sync(self.args.device)
-        start = time.perf_counter()
-        for i in range(n_steps):
-            self.step(batches[(n_warmup + i) % len(batches)])
-        sync(self.args.device)
-        return time.perf_counter() - start
+def build_plain(args, mode: Mode, mirrored: bool) -> PlainDCGAN:
+    torch.manual_seed(0)
+    loop = PlainDCGAN(args.image_size, args.channels, args.width, args.width, nz=100, device=args.device,
+                      autocast_dtype=mode.autocast, channels_last=mode.channels_last, fused=mode.fused,
+                      ema_decay=None if args.no_ema else 0.999, mirrored=mirrored, guard=args.guard == "all")
+    if args.compile:
+        loop.g.compile()
+        loop.d.compile()
+    return loop
 
 
-def bench_batch_size(args, batch_size: int) -> dict:
-    batches = make_batches(args, batch_size)
-    module = build_module(args)
-    plain = PlainLoop(args, module)
-    ours_t, plain_t, ratios = [], [], []
+def time_plain(args, loop: PlainDCGAN, batches: list[dict]) -> float:
+    for i in range(args.warmup):
+        loop.train_step(batches[i % len(batches)]["image"])
+    sync(args.device)
+    start = time.perf_counter()
+    for i in range(args.steps):
+        loop.train_step(batches[(args.warmup + i) % len(batches)]["image"])
+    sync(args.device)
+    return time.perf_counter() - start
+
+
+def bench(args, mode_name: str, batch_size: int) -> dict:
+    mode = MODES[mode_name]
+    batches = make_batches(args, batch_size, mode)
+    ours = build_ours(args, mode)
+    loops = {"plain": build_plain(args, mode, mirrored=False), "mirrored": build_plain(args, mode, mirrored=True)}
+    img_s: dict[str, list[float]] = {side: [] for side in SIDES}
     for r in range(args.repeats):
-        pair = {}
-        order = ("ours", "plain") if r % 2 == 0 else ("plain", "ours")
+        order = SIDES[r % 3:] + SIDES[:r % 3]  # rotate who runs first
         for side in order:
-            if side == "ours":
-                pair["ours"] = args.steps * batch_size / time_ours(args, module, batches)
-            else:
-                pair["plain"] = args.steps * batch_size / plain.run(batches, args.warmup, args.steps)
-        ours_t.append(pair["ours"])
-        plain_t.append(pair["plain"])
-        ratios.append(pair["ours"] / pair["plain"])
-        print(f"  batch {batch_size} repeat {r + 1}/{args.repeats}: ours {pair['ours']:.1f} img/s, "
-              f"plain {pair['plain']:.1f} img/s, ratio {ratios[-1]:.3f}", flush=True)
-    return {"batch_size": batch_size, "ours_img_s": ours_t, "plain_img_s": plain_t, "ratios": ratios,
-            "ours_median": statistics.median(ours_t), "plain_median": statistics.median(plain_t),
-            "ratio": statistics.median(ratios)}
+            seconds = time_ours(args, mode, ours, batches) if side == "ours" else time_plain(args, loops[side], batches)
+            img_s[side].append(args.steps * batch_size / seconds)
+        print(f"  {mode_name} batch {batch_size} repeat {r + 1}/{args.repeats}: "
+              + ", ".join(f"{side} {img_s[side][-1]:.1f}" for side in SIDES) + " img/s", flush=True)
+    ratios = [o / p for o, p in zip(img_s["ours"], img_s["plain"])]
+    ratios_mirrored = [o / m for o, m in zip(img_s["ours"], img_s["mirrored"])]
+    ratios_plain_mirrored = [p / m for p, m in zip(img_s["plain"], img_s["mirrored"])]
+    return {"mode": mode_name, "batch_size": batch_size, "precision": mode.precision,
+            "channels_last": mode.channels_last, "fused": mode.fused,
+            "ours_img_s": img_s["ours"], "plain_img_s": img_s["plain"], "mirrored_img_s": img_s["mirrored"],
+            "ours_median": statistics.median(img_s["ours"]), "plain_median": statistics.median(img_s["plain"]),
+            "mirrored_median": statistics.median(img_s["mirrored"]),
+            "ratios": ratios, "ratio": statistics.median(ratios),
+            "ratios_vs_mirrored": ratios_mirrored, "ratio_vs_mirrored": statistics.median(ratios_mirrored),
+            "plain_over_mirrored": statistics.median(ratios_plain_mirrored)}
 
 
 def main(argv=None) -> dict:
@@ -254,22 +231,26 @@ def main(argv=None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.benchmark = True
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings.update(torch=torch.__version__, lightning=L.__version__, python=platform.python_version(),
                     device_name=torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
-                    or platform.machine(), threads=torch.get_num_threads())
-    print(f"DCGAN {args.image_size}x{args.image_size} width {args.width}, {args.precision}, device {args.device} "
-          f"({settings['device_name']}), channels_last={args.channels_last}, compile={args.compile}, "
-          f"{args.steps} timed steps x {args.repeats} repeats", flush=True)
-    results = [bench_batch_size(args, bs) for bs in args.batch_size]
+                    or platform.machine(), threads=torch.get_num_threads(),
+                    tf32=args.device == "cuda" and not args.no_tf32)
+    print(f"DCGAN {args.channels}x{args.image_size}x{args.image_size} width {args.width}, modes {args.modes}, device "
+          f"{args.device} ({settings['device_name']}, {settings['threads']} threads), compile={args.compile}, "
+          f"guard={args.guard}, {args.steps} timed steps x {args.repeats} repeats", flush=True)
+    results = [bench(args, mode, bs) for mode in args.modes for bs in args.batch_sizes]
     print()
-    print("| batch | ours (Lightning) img/s | plain PyTorch img/s | ours/plain |")
-    print("|---|---|---|---|")
+    print("| mode | batch | ours (Lightning) img/s | plain best-practice img/s | mirrored plain img/s | ours/plain | "
+          "ours/mirrored | plain/mirrored |")
+    print("|---|---|---|---|---|---|---|---|")
     for res in results:
-        print(f"| {res['batch_size']} | {res['ours_median']:.1f} | {res['plain_median']:.1f} | {res['ratio']:.3f} |")
+        print(f"| {res['mode']} | {res['batch_size']} | {res['ours_median']:.1f} | {res['plain_median']:.1f} | "
+              f"{res['mirrored_median']:.1f} | {res['ratio']:.3f} | {res['ratio_vs_mirrored']:.3f} | "
+              f"{res['plain_over_mirrored']:.3f} |")
     ratio = min(res["ratio"] for res in results)
     out = {"settings": settings, "results": results, "ratio": ratio}
     if args.json is not None:
