@@ -159,7 +159,8 @@ VS_REFERENCE = (Target("fid", "<=", 1.0, "ref+std", "FID ≤ ref mean + std"),
                 Target("fid", "<=", 1.10, "ref", "FID ≤ 1.10 × ref mean"))  # fmt: skip
 _MODULE_ROWS = [
     Row("gan", "generative", "gan_mnist", MNIST, VS_REFERENCE),
-    Row("dcgan", "generative", "dcgan_fashion_mnist", FASHION, (*VS_REFERENCE, Target("fid", "<=", 8.0, None, "FID ≤ 8"))),
+    Row("dcgan", "generative", "dcgan_fashion_mnist", FASHION,
+        (*VS_REFERENCE, Target("fid", "<=", 8.0, None, "FID ≤ 8"))),
     Row("cgan", "conditional", "cgan_fashion_mnist", FASHION,
         (*VS_REFERENCE, Target("class_accuracy", ">=", 0.90, "class_accuracy_real", "class acc ≥ 90% of real"))),
     Row("wgan", "generative", "wgan_fashion_mnist", FASHION, VS_REFERENCE),
@@ -234,6 +235,10 @@ GPU = Preset({"dcgan": {STEPS: 4000, SIZE: 32}, "wgan_gp": {STEPS: 4000, SIZE: 3
              ("dcgan", "wgan_gp", "dcgan_reference", "wgan_gp_reference"), (0, 1))  # fmt: skip
 
 _TINY_DCGAN = {STEPS: 3, NGF: 4, NDF: 4, BATCH: 8}
+#: ``gpu_check.sh --dry-run``: the GPU check's rows at 32 px with tiny nets, on the CPU in seconds.
+GPU_DRY = Preset({"dcgan": {**_TINY_DCGAN, STEPS: 2, SIZE: 32},
+                  "wgan_gp": {**_TINY_DCGAN, STEPS: 2, SIZE: 32, "model.init_args.n_critic": 2}}, 64,
+                 GPU.models, GPU.seeds)  # fmt: skip
 #: seconds per row (``--tiny``): a handful of steps of tiny nets, for tests of this script.
 TINY: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 3, BATCH: 8, "model.init_args.g_hidden": [16, 16], "model.init_args.d_hidden": [16, 16]},
@@ -253,7 +258,7 @@ TINY: dict[str, dict[str, Any]] = {
     },
 }
 PRESETS: dict[str, Preset] = {"full": Preset({}, 10000), "cpu": Preset(CPU, 5000), "quick": Preset(QUICK, 5000),
-                              "gpu": GPU, "tiny": Preset(TINY, 64)}  # fmt: skip
+                              "gpu": GPU, "gpu-dry": GPU_DRY, "tiny": Preset(TINY, 64)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------- building
@@ -433,6 +438,7 @@ class Reference(NamedTuple):
     train_seconds: float
     budget: dict[str, Any]
     fid_at: dict[int, float | None]
+    train_cpu_seconds: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -598,25 +604,27 @@ def train_reference(
     fid_at: dict[int, float | None] = {}
     marks = set(plateau_steps(steps, curve))
     holder: dict[str, Any] = {}
-    eval_seconds = 0.0
+    eval_seconds = eval_cpu = 0.0
 
     def hook(step: int) -> None:
-        nonlocal eval_seconds
+        nonlocal eval_seconds, eval_cpu
         if step in marks:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 partial = Reference(holder["pair"], settings, spec.conditional, step, 0.0, {}, {})
                 fid_at[step] = fid_of(partial, dm)
             eval_seconds += time.perf_counter() - start
+            eval_cpu += time.process_time() - cpu
 
     torch.manual_seed(seed)
     pair = spec.build(settings).to(device).train()
     holder["pair"] = pair
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     spec.train(pair, settings, epochs(dm.train_dataloader()), steps, device, hook)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start - eval_seconds
+    cpu_seconds = time.process_time() - cpu - eval_cpu
     opt = settings.optimizer_g[1]
     budget = {"generator_steps": steps, "batch_size": dm.batch_size, "ngf": settings.ngf, "ndf": settings.ndf,
               "optimizer": settings.optimizer_g[0], "lr": float(opt.get("lr", 0.0)),
@@ -624,7 +632,7 @@ def train_reference(
     if name == "gan":
         budget.update(g_hidden=list(settings.g_hidden), d_hidden=list(settings.d_hidden))
         del budget["ngf"], budget["ndf"]
-    return Reference(pair, settings, spec.conditional, steps, seconds, budget, fid_at), dm
+    return Reference(pair, settings, spec.conditional, steps, seconds, budget, fid_at, cpu_seconds), dm
 
 
 def run_one(
@@ -654,10 +662,13 @@ def run_one(
 
         ref, dm = train_reference(row, presets.get(row.reference_of, {}), seed, device, fid_of, curve or [])
         train_seconds, steps, budget = ref.train_seconds, ref.generator_steps, ref.budget
+        train_cpu = ref.train_cpu_seconds
     else:
         model, dm = build(row, presets.get(row.name, {}), seed, evaluator.cache_dir)
         budget = budget_of(model, dm)
+        cpu = time.process_time()
         train_seconds = train_module(model, dm, device)
+        train_cpu = time.process_time() - cpu
         steps = model.generator_steps
         model = model.to(device).eval()
     start = time.perf_counter()
@@ -709,7 +720,8 @@ def run_one(
         else:
             metrics = translation.stargan_scores(model, dm)
     return {"row": row.name, "seed": seed, "generator_steps": steps, "budget": budget,
-            "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - start, 2),
+            "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
+            "eval_seconds": round(time.perf_counter() - start, 2),
             "metrics": {k: finite(v) for k, v in metrics.items()}}  # fmt: skip
 
 
@@ -738,7 +750,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[name] = {
             "seeds": [r["seed"] for r in mine],
             "metrics": {k: mean_std([r["metrics"].get(k) for r in mine]) for k in keys},
-            **{k: mean_std([r[k] for r in mine]) for k in ("generator_steps", "train_seconds", "eval_seconds")},
+            **{k: mean_std([r.get(k) for r in mine])
+               for k in ("generator_steps", "train_seconds", "train_cpu_seconds", "eval_seconds")},
         }
     return out
 
@@ -761,11 +774,11 @@ def judge(row: Row, target: Target, aggregates: dict[str, dict[str, Any]]) -> tu
         return _pct(x) if percent else f"{x:.3f}" if target.metric.startswith("l1") else f"{x:.2f}"
 
     if value is None:
-        return None, f"{target.label}: not judged (no {target.metric})"
+        return None, f"{target.label}: no {target.metric}"
     if target.of in ("ref", "ref+std"):
         ref = aggregates.get(row.reference, {}).get("metrics", {}).get("fid", {})
         if ref.get("mean") is None:
-            return None, f"{target.label}: not judged ({row.reference} not run)"
+            return None, f"{target.label}: {row.reference} not run"
         if target.of == "ref+std":
             std = ref.get("std") or 0.0
             bound, how = ref["mean"] + std, f"ref {ref['mean']:.2f} + {std:.2f}"
@@ -774,7 +787,7 @@ def judge(row: Row, target: Target, aggregates: dict[str, dict[str, Any]]) -> tu
     elif target.of is not None:
         other = mine.get(target.of, {}).get("mean")
         if other is None:
-            return None, f"{target.label}: not judged (no {target.of})"
+            return None, f"{target.label}: no {target.of}"
         bound, how = target.factor * other, f"{target.factor:g} × {target.of} {show(other)}"
     else:
         bound, how = target.factor, None
@@ -978,12 +991,47 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
     )
 
 
+def merge(parts: list[Path], out: Path) -> dict[str, Any]:
+    """Joins the reports of runs made in parallel (``gpu_check.sh`` runs one process per row and seed) into one
+    ``OUT/quality.json`` and ``OUT/RESULTS.md``; each row's grid comes from the part that ran its lowest seed."""
+    reports = [json.loads(p.read_text()) for p in parts]
+    if not reports:
+        raise SystemExit("quality.py --merge: no reports given")
+    first = reports[0]["settings"]
+    for p, r in zip(parts, reports):
+        o = r["settings"]
+        if (o["preset"], o["eval_samples"], o.get("steps_override")) != (first["preset"], first["eval_samples"],
+                                                                          first.get("steps_override")):
+            raise SystemExit(f"quality.py --merge: {p} was run with other options than {parts[0]}")
+    runs = {(r["row"], r["seed"]): r for rep in reports for r in rep["runs"]}
+    settings = dict(first)
+    settings["models"] = [m for m in ROWS if any(m in r["settings"]["models"] for r in reports)]
+    settings["seeds"] = sorted({sd for r in reports for sd in r["settings"]["seeds"]})
+    settings["budgets"] = {k: v for r in reports for k, v in r["settings"]["budgets"].items()}
+    settings["elapsed_seconds"] = max(r["settings"]["elapsed_seconds"] for r in reports)
+    settings["merged_from"] = len(reports)
+    ordered = sorted(runs.values(), key=lambda r: (r["seed"], list(ROWS).index(r["row"])))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ROWS:
+        owners = sorted((min(r["settings"]["seeds"]), p) for p, r in zip(parts, reports)
+                        if name in r["settings"]["models"])  # fmt: skip
+        for _, p in owners[:1]:
+            grid = p.parent / "grids" / f"{name}.png"
+            if grid.exists():
+                (out / "grids").mkdir(exist_ok=True)
+                (out / "grids" / grid.name).write_bytes(grid.read_bytes())
+    report = {"settings": settings, "runs": ordered, "aggregates": aggregate(ordered)}
+    write_atomic(out / "quality.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out / "RESULTS.md", results_markdown(report, out))
+    return report
+
+
 # ------------------------------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="quality.py", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="budgets: full (configs, GPU), cpu (BUDGETS.md), gpu (gpu_check.sh), quick, tiny")  # fmt: skip
+                      help="budgets: full (configs), cpu (BUDGETS.md), gpu (gpu_check.sh), gpu-dry, quick, tiny")  # fmt: skip
     mode.add_argument("--quick", action="store_true", help="the early-training CPU smoke test (= --preset quick)")
     mode.add_argument("--tiny", action="store_true", help="a few steps of tiny nets (= --preset tiny)")
     p.add_argument("--models", nargs="+", choices=list(ROWS), default=None, metavar="ROW",
@@ -1010,6 +1058,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where the MNIST-colours task is rendered once")
     p.add_argument("--resume", action="store_true", help="keep OUT/quality.json's runs and skip them")
+    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                   help="join the quality.json files of parallel runs into OUT (no training)")
     args = p.parse_args(argv)
     args.preset = "tiny" if args.tiny else "quick" if args.quick else args.preset or "full"
     preset = PRESETS[args.preset]
@@ -1033,6 +1083,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.merge:
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            args.parser.error(f"--merge: no such file: {', '.join(missing)}")
+        report = merge(args.merge, args.out)
+        print(table(report["aggregates"]), flush=True)
+        return report
     quiet()
     argv = sys.argv[1:] if argv is None else argv
     preset = PRESETS[args.preset]
@@ -1094,7 +1151,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shown = {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}
             if "fid_curve" in m:
                 shown["fid_curve"] = m["fid_curve"]
-            line = {"row": name, "seed": seed, "train_s": result["train_seconds"], "eval_s": result["eval_seconds"]}
+            line = {"row": name, "seed": seed, "train_s": result["train_seconds"],
+                    "train_cpu_s": result["train_cpu_seconds"], "eval_s": result["eval_seconds"]}
             print(json.dumps({**line, **shown}), flush=True)
     save()
     print(table(report["aggregates"]), flush=True)

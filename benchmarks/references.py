@@ -101,6 +101,11 @@ def make_optimizer(spec: tuple[str, dict[str, Any]], params: Any) -> torch.optim
     return getattr(torch.optim, name)(params, **kwargs)
 
 
+def optimizers(pair: nn.Module, s: Settings) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """G's and D's optimizers (``pair.g``, ``pair.d``) as the settings say."""
+    return make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+
+
 def _start(image_size: int) -> tuple[int, int]:
     """(side of G's first feature map, stride-2 layers after it): 28 → (7, 2); 2^k → (4, k - 2)."""
     if image_size == 28:
@@ -357,7 +362,7 @@ def train_gan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: int
               hook: StepHook) -> None:
     """znxlwm ``pytorch_MNIST_GAN.py`` training loop (Goodfellow et al. 2014 Algorithm 1, k = 1): per batch, D on
     BCE(D(x), 1) + BCE(D(G(z)), 0) in one backward, then G on BCE(D(G(z')), 1) with fresh z'."""
-    opt_g, opt_d = make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+    opt_g, opt_d = optimizers(pair, s)
     for step in range(1, steps + 1):
         real = next(batches)["image"].to(device)
         n = len(real)
@@ -379,7 +384,7 @@ def train_dcgan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: i
     fake = G(z), BCE(D(fake.detach()), 0).backward() (real and fake in separate D passes, so BatchNorm sees separate
     batches), step; "(2) Update G": BCE(D(fake), 1) on the *same* fake through the updated D, step. ``conditional``:
     D sees the real labels with x, and the fakes get labels drawn uniformly (PyTorch-GAN ``cgan.py``)."""
-    opt_g, opt_d = make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+    opt_g, opt_d = optimizers(pair, s)
     for step in range(1, steps + 1):
         batch = next(batches)
         real = batch["image"].to(device)
@@ -408,7 +413,7 @@ def train_wgan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: in
     else n_critic; each critic iteration clamps every D parameter to [-c, c] *before* its forward pass, takes a new
     batch, and minimizes D(x) - D(G(z)) (``errD_real.backward(one)``, ``errD_fake.backward(mone)``: the file's sign
     convention, the critic being -f); then G minimizes D(G(z)) with fresh z (``errG.backward(one)``). RMSprop."""
-    opt_g, opt_d = make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+    opt_g, opt_d = optimizers(pair, s)
     for step in range(1, steps + 1):
         t = step - 1  # gen_iterations before this G step
         boost = t < s.warmup_generator_steps or (s.critic_boost_every and t % s.critic_boost_every == 0)
@@ -441,7 +446,7 @@ def train_wgan_gp(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps:
     x̂ = x + α(G(z) - x), α ~ U[0, 1] one per sample, the norm over all of a sample's pixels; then a G step on
     -mean(D(G(z'))). (The file's ``if iteration > 0: gen_train_op`` at the top of each iteration gives the same
     order: 5 critic steps, G, 5 critic steps, G, ...)"""
-    opt_g, opt_d = make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+    opt_g, opt_d = optimizers(pair, s)
     for step in range(1, steps + 1):
         for _ in range(s.n_critic):
             real = next(batches)["image"].to(device)
@@ -474,7 +479,7 @@ def train_sngan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: i
     one G step on -mean(D(G(z))), then n_dis D steps, each on a new batch and fresh fakes, minimizing
     mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))). G's batch is the data batch size here (the updater's
     ``n_gen_samples`` is a separate setting)."""
-    opt_g, opt_d = make_optimizer(s.optimizer_g, pair.g.parameters()), make_optimizer(s.optimizer_d, pair.d.parameters())
+    opt_g, opt_d = optimizers(pair, s)
     pending: Batch | None = next(batches)
     n = len(pending["image"])
     for step in range(1, steps + 1):
