@@ -793,7 +793,8 @@ def judge(row: Row, target: Target, aggregates: dict[str, dict[str, Any]]) -> tu
         bound, how = target.factor, None
     good, bad, test = _OPS[target.op]
     met = bool(test(value, bound))
-    text = f"{target.metric} {show(value)} {good if met else bad} {show(bound)}" + (f" ({how})" if how else "")
+    name = "FID" if target.metric == "fid" else target.metric
+    text = f"{name} {show(value)} {good if met else bad} {show(bound)}" + (f" ({how})" if how else "")
     return met, text
 
 

@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,8 @@ def references(quality):
 
 
 def table_line(markdown: str, row: str) -> str:
-    """The row's line of the results table (the first table; the budgets table follows under "## Budgets")."""
-    (line,) = [x for x in markdown.split("## Budgets")[0].splitlines() if x.startswith(f"| {row} |")]
+    """The row's line of the results table (the first table; the targets and budgets follow under "## Targets")."""
+    (line,) = [x for x in markdown.split("## Targets")[0].splitlines() if x.startswith(f"| {row} |")]
     return line
 
 
@@ -54,8 +55,8 @@ def png_shape(path: Path) -> tuple[int, ...]:
 
 def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, tmp_path, capsys):
     out = tmp_path / "q"
-    argv = ["--tiny", "--models", "dcgan", "dcgan_reference", "cgan", "--seeds", "0", "1", "--out", str(out),
-            "--device", "cpu", "--raw-generator-fid"]  # fmt: skip
+    argv = ["--tiny", "--models", "dcgan", "dcgan_reference", "cgan", "cgan_reference", "--seeds", "0", "1", "--out",
+            str(out), "--device", "cpu", "--raw-generator-fid"]  # fmt: skip
     quality.main(argv)
     stdout = capsys.readouterr().out
     data = json.loads((out / "quality.json").read_text())
@@ -79,7 +80,7 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
 
     runs = data["runs"]
     assert sorted((r["row"], r["seed"]) for r in runs) == sorted(
-        (row, seed) for row in ("dcgan", "dcgan_reference", "cgan") for seed in (0, 1)
+        (row, seed) for row in ("dcgan", "dcgan_reference", "cgan", "cgan_reference") for seed in (0, 1)
     )
     for r in runs:
         assert r["generator_steps"] == 3 and r["train_seconds"] > 0 and r["eval_seconds"] > 0
@@ -88,13 +89,13 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
         assert all(math.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
         assert 1.0 <= m["is_mean"] <= 10.0
         # the diagnostic FID of the trained G (our modules sample from their EMA G; the references have none)
-        assert ("fid_raw_g" in m) == (r["row"] != "dcgan_reference")
-        assert r["row"] == "dcgan_reference" or math.isfinite(m["fid_raw_g"])
+        assert ("fid_raw_g" in m) == (not r["row"].endswith("_reference"))
+        assert r["row"].endswith("_reference") or math.isfinite(m["fid_raw_g"])
     for r in (r for r in runs if r["row"] == "dcgan_reference"):  # evaluated at 70% of the budget too (step 2 of 3)
         assert r["metrics"]["fid_curve"] == {"2": r["metrics"]["fid_70"], "3": r["metrics"]["fid"]}
         assert math.isfinite(r["metrics"]["fid_70"]) and r["metrics"]["fid_70"] != r["metrics"]["fid"]
         assert r["train_cpu_seconds"] > 0
-    for r in (r for r in runs if r["row"] == "cgan"):
+    for r in (r for r in runs if r["row"] in ("cgan", "cgan_reference")):  # the same class-balanced protocol
         assert 0.0 <= r["metrics"]["class_accuracy"] <= 1.0 and len(r["metrics"]["per_class_accuracy"]) == 10
         assert r["metrics"]["class_accuracy_samples"] == 60  # 64 // 10 per class
         assert 0.5 < r["metrics"]["class_accuracy_real"] <= 1.0  # the shipped classifier on real test images
@@ -114,14 +115,17 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
 
     md = (out / "RESULTS.md").read_text()
     assert f"Command: `{s['command']}`" in md
-    for row in ("dcgan", "dcgan_reference", "cgan"):
+    for row in ("dcgan", "dcgan_reference", "cgan", "cgan_reference"):
         assert table_line(md, row) in stdout  # the same table is printed
         assert f"![{row}](grids/{row}.png)" in md
     fid = data["aggregates"]["dcgan"]["metrics"]["fid"]
     assert f"{fid['mean']:.2f} ± {fid['std']:.2f}" in table_line(md, "dcgan")
     assert table_line(md, "dcgan").endswith(quality.target_cell(quality.ROWS["dcgan"], data["aggregates"]) + " |")
     assert "FID" in table_line(md, "dcgan").rsplit("|", 2)[1]
-    assert table_line(md, "cgan").rsplit("|", 2)[1].strip().startswith(("met (class acc", "missed (class acc"))
+    cgan_cell = table_line(md, "cgan").rsplit("|", 2)[1].strip()
+    assert cgan_cell == quality.target_cell(quality.ROWS["cgan"], data["aggregates"])
+    assert re.fullmatch(r"(met|missed [1-3] of 3) \(FID .+ \(ref .+; class_accuracy .+ class_accuracy_real .+\)\)",
+                        cgan_cell)  # fmt: skip
     assert table_line(md, "dcgan_reference").endswith("| reference |")
     agg_ref = data["aggregates"]["dcgan_reference"]["metrics"]
     plateau = quality.plateau_cell(quality.ROWS["dcgan_reference"], data["aggregates"]["dcgan_reference"])
@@ -134,13 +138,14 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
     assert png_shape(out / "grids" / "dcgan.png") == (3, 242, 242)
     assert png_shape(out / "grids" / "dcgan_reference.png") == (3, 242, 242)
     assert png_shape(out / "grids" / "cgan.png") == (3, 302, 242)
+    assert png_shape(out / "grids" / "cgan_reference.png") == (3, 302, 242)
 
     # --resume keeps the finished runs and adds only the missing one
     before = {(r["row"], r["seed"]): r for r in runs}
     quality.main(["--tiny", "--models", "dcgan", "--seeds", "0", "1", "2", "--out", str(out), "--device", "cpu",
                   "--resume"])  # fmt: skip
     resumed = json.loads((out / "quality.json").read_text())
-    assert len(resumed["runs"]) == 7
+    assert len(resumed["runs"]) == 9
     for r in resumed["runs"]:
         assert r == before.get((r["row"], r["seed"]), r)
     assert [r["seed"] for r in resumed["runs"] if r["row"] == "dcgan"] == [0, 1, 2]
@@ -191,13 +196,13 @@ def test_mean_std_and_target_cells_on_hand_made_numbers(quality):
             "sngan_reference": mstd(fid=(25.0, 1.0))}  # fmt: skip
     # FID ≤ ref mean + std (a one-seed std counts as 0) and ≤ 1.10 × ref mean; dcgan also FID ≤ 8
     assert quality.target_cell(rows["dcgan"], aggs) == (
-        "missed 2 of 3 (fid 41.20 > 38.00 (ref 38.00 + 0.00); fid 41.20 ≤ 41.80 (1.10 × ref 38.00); fid 41.20 > 8.00)"
+        "missed 2 of 3 (FID 41.20 > 38.00 (ref 38.00 + 0.00); FID 41.20 ≤ 41.80 (1.10 × ref 38.00); FID 41.20 > 8.00)"
     )
     assert quality.target_cell(rows["wgan"], aggs) == (
-        "met (fid 38.00 ≤ 38.50 (ref 36.00 + 2.50); fid 38.00 ≤ 39.60 (1.10 × ref 36.00))"
+        "met (FID 38.00 ≤ 38.50 (ref 36.00 + 2.50); FID 38.00 ≤ 39.60 (1.10 × ref 36.00))"
     )
     assert quality.target_cell(rows["sngan"], aggs) == (
-        "missed 2 of 2 (fid 30.00 > 26.00 (ref 25.00 + 1.00); fid 30.00 > 27.50 (1.10 × ref 25.00))"
+        "missed 2 of 2 (FID 30.00 > 26.00 (ref 25.00 + 1.00); FID 30.00 > 27.50 (1.10 × ref 25.00))"
     )
     assert quality.target_cell(rows["gan"], {"gan": metrics(fid=10.0)}) == (
         "not judged (FID ≤ ref mean + std: gan_reference not run; FID ≤ 1.10 × ref mean: gan_reference not run)"
@@ -206,12 +211,12 @@ def test_mean_std_and_target_cells_on_hand_made_numbers(quality):
     cgan = {"cgan_reference": metrics(fid=21.0)}
     assert quality.target_cell(rows["cgan"], {**cgan, "cgan": metrics(fid=20.0, class_accuracy=0.961,
                                                                       class_accuracy_real=0.88)}) == (
-        "met (fid 20.00 ≤ 21.00 (ref 21.00 + 0.00); fid 20.00 ≤ 23.10 (1.10 × ref 21.00); "
+        "met (FID 20.00 ≤ 21.00 (ref 21.00 + 0.00); FID 20.00 ≤ 23.10 (1.10 × ref 21.00); "
         "class_accuracy 96.1% ≥ 79.2% (0.9 × class_accuracy_real 88.0%))"
     )  # fmt: skip
     assert quality.target_cell(rows["cgan"], {**cgan, "cgan": metrics(fid=20.0, class_accuracy=0.712,
                                                                       class_accuracy_real=0.88)}) == (
-        "missed 1 of 3 (fid 20.00 ≤ 21.00 (ref 21.00 + 0.00); fid 20.00 ≤ 23.10 (1.10 × ref 21.00); "
+        "missed 1 of 3 (FID 20.00 ≤ 21.00 (ref 21.00 + 0.00); FID 20.00 ≤ 23.10 (1.10 × ref 21.00); "
         "class_accuracy 71.2% < 79.2% (0.9 × class_accuracy_real 88.0%))"
     )  # fmt: skip
     assert quality.target_cell(rows["cyclegan"], {"cyclegan": metrics(a2b_target_rate=0.95, b2a_target_rate=0.85)}) == (
@@ -294,7 +299,7 @@ def test_tiny_translation_rows_score_and_judge_their_targets(quality, tmp_path):
     for row in runs:
         cell = table_line(md, row).rsplit("|", 2)[1].strip()
         assert cell == quality.target_cell(quality.ROWS[row], data["aggregates"])
-        assert cell.startswith(("met (", "missed ("))
+        assert re.fullmatch(r"(met|missed [1-3] of [23]) \(.+\)", cell), cell
         _, h, w = png_shape(out / "grids" / f"{row}.png")  # rows of input | output | target (| ...), 32 px items
         assert (h - 2) % 34 == 0 and (w - 2) % 34 == 0 and h >= 8 * 34 + 2 and w >= 3 * 34 + 2
 
