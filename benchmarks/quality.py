@@ -199,19 +199,20 @@ class Preset(NamedTuple):
     seeds: tuple[int, ...] = (0, 1, 2)
 
 
-#: CPU (``--preset cpu``): budgets chosen from pilot runs of the references (benchmarks/BUDGETS.md) so that every
-#: reference is past its early transient (FID at 100% within 10% of FID at 70%); all 15 rows x 3 seeds in at most
-#: 150 minutes on 2 cores (estimate in BUDGETS.md). DCGAN-family nets at width 16 (the configs' 64 would take ~10x
-#: longer), batch 64; the MLP GAN keeps its config's widths; pix2pix at width 32.
+#: CPU (``--preset cpu``): budgets chosen from pilot runs of the references (benchmarks/BUDGETS.md: pilot FID curves,
+#: costs, the estimate of ~150 min for all 15 rows x 3 seeds on 2 idle cores). DCGAN-family nets at width 16 (the
+#: configs' 64 would take ~10x longer), batch 64; the MLP GAN keeps its config's widths; pix2pix at width 32. The
+#: pilots show which references are past their early transient at these budgets and which are not (the plateau
+#: column says it again for every run).
 CPU: dict[str, dict[str, Any]] = {
-    "gan": {STEPS: 3000},
+    "gan": {STEPS: 2000},
     "dcgan": {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64},
     "cgan": {STEPS: 3000, NGF: 16, NDF: 16},
-    "wgan": {STEPS: 1000, NGF: 16, NDF: 16},
+    "wgan": {STEPS: 800, NGF: 16, NDF: 16},
     "wgan_gp": {STEPS: 1000, NGF: 16, NDF: 16},
-    "sngan": {STEPS: 500, NGF: 16, NDF: 16},
-    "pix2pix": {STEPS: 1000, NGF: 32, NDF: 32},
-    "cyclegan": {STEPS: 400, NGF: 16, NDF: 16},
+    "sngan": {STEPS: 300, NGF: 16, NDF: 16},
+    "pix2pix": {STEPS: 600, NGF: 32, NDF: 32},
+    "cyclegan": {STEPS: 300, NGF: 16, NDF: 16},
     "stargan": {STEPS: 300, NGF: 16, NDF: 16},
 }
 
