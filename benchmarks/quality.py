@@ -1,44 +1,57 @@
-"""Sample quality of every model against plain-PyTorch reference loops, over seeds, on offline real data.
+"""Sample quality of every model against independent plain-PyTorch references, over seeds, on offline real data.
 
-    python benchmarks/quality.py                      # GPU: each config's own budget, 3 seeds, 10,000 eval samples
-    python benchmarks/quality.py --quick              # CPU: the reduced budgets of QUICK below, 5,000 eval samples
-    python benchmarks/quality.py --quick --resume     # continue a killed run (skips the runs in OUT/quality.json)
-    python benchmarks/quality.py --tiny --out /tmp/q  # seconds per row: a smoke test of the whole pipeline
-    python benchmarks/quality.py --quick --raw-generator-fid  # also the FID of each module's trained G (no EMA)
+    python benchmarks/quality.py --preset cpu             # CPU table: budgets of benchmarks/BUDGETS.md, 3 seeds
+    python benchmarks/quality.py --preset cpu --resume    # continue a killed run (skips the runs in OUT/quality.json)
+    python benchmarks/quality.py --preset gpu --device cuda --seeds 0 1   # dcgan + wgan_gp at 32 px (gpu_check.sh)
+    python benchmarks/quality.py --quick                  # CPU smoke test of the whole table (early training only)
+    python benchmarks/quality.py --tiny --out /tmp/q      # seconds per row: a smoke test of the pipeline
+    python benchmarks/quality.py                          # full: every config's own budget (a GPU)
+    python benchmarks/quality.py --preset cpu --models dcgan_reference --seeds 0 --curve 500 1000 2000
+                                                          # pilot: a reference's FID at several step counts
 
 Each of the nine models is built from its config (``configs/*.yaml``, through the project's ``GANCLI``, so the
 config is the source of every hyperparameter; a preset only changes the run length in generator steps and, for CPU
-runs, widths and batch sizes) and trained on offline data: Fashion-MNIST from Debian's ``dataset-fashion-mnist``,
-the embedded MNIST, and the offline translation tasks. Three plain-PyTorch loops written below (no Lightning, no
-``AdversarialModule``) train the same DCGAN nets as references on the same data tensors, in the same order, for the
-same number of generator steps: ``dcgan_reference`` (Fashion-MNIST) and ``dcgan_reference_mnist`` (embedded MNIST,
-the MLP GAN's comparison) with DCGAN's non-saturating loss, and ``wgan_gp_reference`` with an inline gradient
-penalty.
+runs, widths and batch sizes) and trained on offline data: Fashion-MNIST from Debian's ``dataset-fashion-mnist``
+(or ``--data-dir``), the embedded MNIST, and the offline translation tasks.
+
+The six image GANs (gan, dcgan, cgan, wgan, wgan_gp, sngan) each have a reference row (``<name>_reference``):
+``benchmarks/references.py``, networks and loop written independently after the official code of the paper (it
+imports nothing from ``gan_modules``), at the sizes and hyperparameters read from the same config file and preset
+(``reference_settings``), trained on the same datamodule (same data order for the same seed) for the same number of
+generator steps. A reference is also evaluated at 70% of its budget: the plateau column shows whether the budget is
+past the early transient (FID at 100% within 10% of FID at 70%).
 
 Measurements (held-out data only):
 
 - unconditional rows and references: FID, KID, IS and precision/recall on the features of the shipped domain
   classifier (``fashion_mnist_classifier`` / ``mnist_classifier``), generated images vs the datamodule's test split
   (as many real images as generated ones; image ``i`` is drawn from noise seed ``EVAL_SEED + i``, the path of
-  ``gan-modules predict``; our modules sample from their EMA generator in eval mode).
-- cgan: the same metrics on class-balanced samples, and the class accuracy of equal numbers of samples per class
-  (the shipped classifier's prediction vs the requested class), next to the classifier's accuracy on real test
-  images (its ceiling).
+  ``gan-modules predict``; our modules sample from their EMA generator in eval mode, references from their generator
+  in BatchNorm eval mode).
+- cgan and its reference: the same metrics on samples whose class cycles through the classes, and the class accuracy
+  of equal numbers of samples per class (the shipped classifier's prediction vs the requested class), next to the
+  classifier's accuracy on real test images (its ceiling).
 - pix2pix / cyclegan / stargan: ``benchmarks/translation_quality.py``'s scores (classifier accuracy of outputs and
   L1 to the truth; target-class rates both ways; colour/inversion accuracy and L1 to the rendered truth).
 
-Targets (judged on the mean over seeds; a missed target is reported, never tuned away): every unconditional model's
-FID at most its reference's at equal budget; CGAN class accuracy >= 95%; translated-class accuracy >= 90%.
+Targets (``Row.targets``; judged on the means over seeds, a missed target is reported, never tuned away): every
+image GAN's FID ≤ its reference's mean + one std and ≤ 1.10 × that mean; dcgan FID ≤ 8; cgan class accuracy ≥ 90% of
+the classifier's on real images; pix2pix class accuracy of outputs ≥ 90% of the real-image rate and L1 to the truth
+≤ half the identity's; cyclegan target-class rate ≥ 90% both ways; stargan colour ≥ 95%, inversion ≥ 90%, L1 to the
+rendered truth below copying the input.
 
 Writes ``OUT/quality.json`` (settings, every run, aggregates) and ``OUT/RESULTS.md`` (the table with mean ± std over
-seeds and a target cell per row, the command, hardware, budgets, wall time) after every run, so a killed run keeps
-what it finished, and a sample grid per row to ``OUT/grids/<row>.png`` after its first seed.
+seeds, the plateau column and a target cell per row, the command, hardware, budgets, wall time) after every run, so a
+killed run keeps what it finished, and a sample grid per row to ``OUT/grids/<row>.png`` after its first seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import dataclasses
+import importlib
 import importlib.util
 import json
 import logging
@@ -51,12 +64,13 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
 import torch
-import torch.nn.functional as F
+import yaml
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid, save_image
@@ -69,21 +83,20 @@ from datamodules.base import collate
 from gan_modules.base import AdversarialModule
 from gan_modules.cli import GANCLI
 from gan_modules.metrics import GenerativeMetricSuite, get_feature_extractor
-from gan_modules.nets import DCGANDiscriminator, DCGANGenerator
 from gan_modules.sample import generate_images
 from gan_modules.translation import inference_mode
 
 
-def _load_translation_quality():
-    spec = importlib.util.spec_from_file_location(
-        "bench_translation_quality", Path(__file__).with_name("translation_quality.py")
-    )
+def _load_sibling(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-translation = _load_translation_quality()  # classifier, pix2pix_scores, cyclegan_scores, stargan_scores
+translation = _load_sibling("translation_quality")  # classifier, pix2pix_scores, cyclegan_scores, stargan_scores
+references = _load_sibling("references")  # the independent reference networks and loops
 
 #: noise of generated image ``i`` comes from seed ``EVAL_SEED + i`` (the same z for a module and its reference).
 EVAL_SEED = 1_000_000
@@ -94,73 +107,117 @@ REFERENCE_SAMPLING_MODE = "eval"
 EVAL_BATCH = 500
 #: where the MNIST-colours task (StarGAN) is rendered once.
 CACHE_DIR = ROOT / "runs" / "benchmarks"
+#: a reference is also evaluated after this share of its budget (the plateau column).
+PLATEAU_AT = 0.7
+#: the plateau column calls a reference flat when |FID(100%) - FID(70%)| <= this share of FID(70%).
+PLATEAU_TOLERANCE = 0.10
 
 
 # ------------------------------------------------------------------------------------------------------ the rows
+class Target(NamedTuple):
+    """One target of a row, judged on means over seeds: ``metric op bound``.
+
+    ``bound`` is ``factor`` when ``of`` is None, ``factor ×`` the row's own mean of metric ``of``, ``factor ×`` the
+    reference's mean FID when ``of == "ref"``, or the reference's mean FID + its std when ``of == "ref+std"``.
+    """
+
+    metric: str
+    op: str  # "<=", "<" or ">="
+    factor: float
+    of: str | None = None
+    label: str = ""
+
+
 class Row(NamedTuple):
     """One line of the table.
 
     Attributes:
         name: row name (``--models``).
         kind: ``generative``, ``conditional``, ``pix2pix``, ``cyclegan``, ``stargan`` or ``reference``.
-        config: ``configs/<config>.yaml`` of a module row.
+        config: ``configs/<config>.yaml`` (a reference row: its module row's).
         extractor: feature extractor of FID/KID/IS (generative, conditional and reference rows).
-        compare_to: the reference row whose mean FID this row's mean FID must not exceed.
-        thresholds: ``(metric, minimum, label, ceiling metric or None)``: targets on task metrics.
-        algorithm: reference rows: ``dcgan`` or ``wgan_gp``.
-        nets_from: reference rows: the row whose config (and preset widths) give the nets and the optimizer.
-        data_from: reference rows: the row whose datamodule, batch size and generator-step budget it shares.
+        targets: what the row must reach.
+        reference_of: reference rows: the module row whose config, preset overrides, data and budget it shares.
     """
 
     name: str
     kind: str
     config: str | None = None
     extractor: str | None = None
-    compare_to: str | None = None
-    thresholds: tuple[tuple[str, float, str, str | None], ...] = ()
-    algorithm: str | None = None
-    nets_from: str | None = None
-    data_from: str | None = None
+    targets: tuple[Target, ...] = ()
+    reference_of: str | None = None
+
+    @property
+    def reference(self) -> str | None:
+        """The name of this module row's reference row, if it has one."""
+        name = f"{self.name}_reference"
+        return name if self.kind in ("generative", "conditional") and name in ROWS else None
 
 
 FASHION, MNIST = "fashion_mnist_classifier", "mnist_classifier"
-ROWS: dict[str, Row] = {r.name: r for r in [
-    Row("gan", "generative", "gan_mnist", MNIST, compare_to="dcgan_reference_mnist"),
-    Row("dcgan", "generative", "dcgan_fashion_mnist", FASHION, compare_to="dcgan_reference"),
+VS_REFERENCE = (Target("fid", "<=", 1.0, "ref+std", "FID ≤ ref mean + std"),
+                Target("fid", "<=", 1.10, "ref", "FID ≤ 1.10 × ref mean"))  # fmt: skip
+_MODULE_ROWS = [
+    Row("gan", "generative", "gan_mnist", MNIST, VS_REFERENCE),
+    Row("dcgan", "generative", "dcgan_fashion_mnist", FASHION,
+        (*VS_REFERENCE, Target("fid", "<=", 8.0, None, "FID ≤ 8"))),
     Row("cgan", "conditional", "cgan_fashion_mnist", FASHION,
-        thresholds=(("class_accuracy", 0.95, "class acc", "class_accuracy_real"),)),
-    Row("wgan", "generative", "wgan_fashion_mnist", FASHION, compare_to="dcgan_reference"),
-    Row("wgan_gp", "generative", "wgan_gp_fashion_mnist", FASHION, compare_to="wgan_gp_reference"),
-    Row("sngan", "generative", "sngan_fashion_mnist", FASHION, compare_to="dcgan_reference"),
-    Row("pix2pix", "pix2pix", "pix2pix_fashion_edges",
-        thresholds=(("classifier_acc_outputs", 0.90, "class acc of outputs", "classifier_acc_real"),)),
-    Row("cyclegan", "cyclegan", "cyclegan_fashion_sneaker_boot",
-        thresholds=(("a2b_target_rate", 0.90, "sneaker→boot", None), ("b2a_target_rate", 0.90, "boot→sneaker", None))),
-    Row("stargan", "stargan", "stargan_mnist_colors", thresholds=(("colour_accuracy", 0.90, "colour acc", None),)),
-    Row("dcgan_reference", "reference", extractor=FASHION, algorithm="dcgan", nets_from="dcgan", data_from="dcgan"),
-    Row("dcgan_reference_mnist", "reference", extractor=MNIST, algorithm="dcgan", nets_from="dcgan", data_from="gan"),
-    Row("wgan_gp_reference", "reference", extractor=FASHION, algorithm="wgan_gp", nets_from="wgan_gp",
-        data_from="wgan_gp"),
-]}  # fmt: skip
+        (*VS_REFERENCE, Target("class_accuracy", ">=", 0.90, "class_accuracy_real", "class acc ≥ 90% of real"))),
+    Row("wgan", "generative", "wgan_fashion_mnist", FASHION, VS_REFERENCE),
+    Row("wgan_gp", "generative", "wgan_gp_fashion_mnist", FASHION, VS_REFERENCE),
+    Row("sngan", "generative", "sngan_fashion_mnist", FASHION, VS_REFERENCE),
+    Row("pix2pix", "pix2pix", "pix2pix_fashion_edges", targets=(
+        Target("classifier_acc_outputs", ">=", 0.90, "classifier_acc_real", "class acc of outputs ≥ 90% of real"),
+        Target("l1", "<=", 0.5, "l1_identity", "L1 to truth ≤ ½ identity's"))),
+    Row("cyclegan", "cyclegan", "cyclegan_fashion_sneaker_boot", targets=(
+        Target("a2b_target_rate", ">=", 0.90, None, "sneaker→boot ≥ 90%"),
+        Target("b2a_target_rate", ">=", 0.90, None, "boot→sneaker ≥ 90%"))),
+    Row("stargan", "stargan", "stargan_mnist_colors", targets=(
+        Target("colour_accuracy", ">=", 0.95, None, "colour acc ≥ 95%"),
+        Target("inverted_accuracy", ">=", 0.90, None, "inverted acc ≥ 90%"),
+        Target("l1_to_truth", "<", 1.0, "l1_identity", "L1 to truth < identity's"))),
+]  # fmt: skip
+ROWS: dict[str, Row] = {r.name: r for r in _MODULE_ROWS}
+ROWS.update({f"{n}_reference": Row(f"{n}_reference", "reference", ROWS[n].config, ROWS[n].extractor, reference_of=n)
+             for n in references.REFERENCES})  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------------- budgets
 # Per module row: CLI overrides (dotted keys after ``--``). ``model.init_args.max_generator_steps`` is the budget in
-# generator steps; rows not listed, or without it, keep their config's values. Reference rows follow their
-# ``nets_from`` row's widths and their ``data_from`` row's batch size and budget, so they never differ from the
-# module they are compared with.
-STEPS, NGF, NDF, BATCH = ("model.init_args.max_generator_steps", "model.init_args.ngf", "model.init_args.ndf",
-                          "data.init_args.batch_size")  # fmt: skip
+# generator steps; rows not listed, or without it, keep their config's values. A reference row reads the same config
+# with the same overrides (widths, batch size, budget, image size), so it never differs from its module row.
+STEPS, NGF, NDF, BATCH, SIZE = ("model.init_args.max_generator_steps", "model.init_args.ngf", "model.init_args.ndf",
+                                "data.init_args.batch_size", "data.init_args.image_size")  # fmt: skip
 
-#: GPU: every config as it is (its own max_generator_steps, widths and batch size).
-FULL: dict[str, dict[str, Any]] = {}
 
-#: CPU (``--quick``): all 12 rows x 3 seeds, training and evaluation, in about 45 minutes on 2 cores with 2 threads.
-#: Measured there, in s per generator step at these widths (batch 64 unless said): gan 0.10, DCGAN nets 0.06 (cgan
-#: 0.075; a WGAN critic step 0.031, and WGAN's first 25 generator steps take 100 critic steps each), wgan_gp 0.32,
-#: sngan 0.86, pix2pix 0.22 (batch 16), cyclegan 0.50 (batch 8), stargan 0.70 (batch 16); evaluation of 5,000
-#: samples ~10 s. The Fashion-MNIST DCGAN-family nets run at width 16 (the configs' 64 would take ~10x longer),
-#: pix2pix at 32; the MLP GAN keeps its config's widths. Scores after so few steps rank the implementations at an
-#: equal budget; they are not the models' converged quality (the full preset is).
+class Preset(NamedTuple):
+    """Overrides per module row, evaluation samples, and the rows and seeds run when ``--models``/``--seeds`` are not
+    given."""
+
+    overrides: dict[str, dict[str, Any]]
+    eval_samples: int
+    models: tuple[str, ...] = tuple(ROWS)
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+#: CPU (``--preset cpu``): budgets chosen from pilot runs of the references (benchmarks/BUDGETS.md: pilot FID curves,
+#: costs, the estimate of ~150 min for all 15 rows x 3 seeds on 2 idle cores). DCGAN-family nets at width 16 (the
+#: configs' 64 would take ~10x longer), batch 64; the MLP GAN keeps its config's widths; pix2pix at width 32. The
+#: pilots show which references are past their early transient at these budgets and which are not (the plateau
+#: column says it again for every run).
+CPU: dict[str, dict[str, Any]] = {
+    "gan": {STEPS: 2000},
+    "dcgan": {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64},
+    "cgan": {STEPS: 3000, NGF: 16, NDF: 16},
+    "wgan": {STEPS: 800, NGF: 16, NDF: 16},
+    "wgan_gp": {STEPS: 1000, NGF: 16, NDF: 16},
+    "sngan": {STEPS: 300, NGF: 16, NDF: 16},
+    "pix2pix": {STEPS: 600, NGF: 32, NDF: 32},
+    "cyclegan": {STEPS: 300, NGF: 16, NDF: 16},
+    "stargan": {STEPS: 300, NGF: 16, NDF: 16},
+}
+
+#: The previous CPU table (``--quick``): all rows in ~45 minutes on 2 cores, but only 100-1,000 generator steps, i.e.
+#: early training: a smoke test of the whole table, not a measure of quality.
 QUICK: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 1000},
     "dcgan": {STEPS: 800, NGF: 16, NDF: 16, BATCH: 64},
@@ -173,7 +230,16 @@ QUICK: dict[str, dict[str, Any]] = {
     "stargan": {STEPS: 100, NGF: 16, NDF: 16},
 }
 
+#: GPU check (``--preset gpu``, run by benchmarks/gpu_check.sh): DCGAN and WGAN-GP on Fashion-MNIST resized to 32 px,
+#: the configs' widths (64) and batch sizes, 4,000 generator steps, 2 seeds, against their references.
+GPU = Preset({"dcgan": {STEPS: 4000, SIZE: 32}, "wgan_gp": {STEPS: 4000, SIZE: 32}}, 5000,
+             ("dcgan", "wgan_gp", "dcgan_reference", "wgan_gp_reference"), (0, 1))  # fmt: skip
+
 _TINY_DCGAN = {STEPS: 3, NGF: 4, NDF: 4, BATCH: 8}
+#: ``gpu_check.sh --dry-run``: the GPU check's rows at 32 px with tiny nets, on the CPU in seconds.
+GPU_DRY = Preset({"dcgan": {**_TINY_DCGAN, STEPS: 2, SIZE: 32},
+                  "wgan_gp": {**_TINY_DCGAN, STEPS: 2, SIZE: 32, "model.init_args.n_critic": 2}}, 64,
+                 GPU.models, GPU.seeds)  # fmt: skip
 #: seconds per row (``--tiny``): a handful of steps of tiny nets, for tests of this script.
 TINY: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 3, BATCH: 8, "model.init_args.g_hidden": [16, 16], "model.init_args.d_hidden": [16, 16]},
@@ -192,7 +258,8 @@ TINY: dict[str, dict[str, Any]] = {
         "data.init_args.num_test": 8,
     },
 }
-PRESETS = {"full": (FULL, 10000), "quick": (QUICK, 5000), "tiny": (TINY, 64)}  # overrides, eval samples
+PRESETS: dict[str, Preset] = {"full": Preset({}, 10000), "cpu": Preset(CPU, 5000), "quick": Preset(QUICK, 5000),
+                              "gpu": GPU, "gpu-dry": GPU_DRY, "tiny": Preset(TINY, 64)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------- building
@@ -221,25 +288,110 @@ def build(row: Row, overrides: dict[str, Any], seed: int, cache_dir: Path) -> tu
     return cli.model, cli.datamodule
 
 
-def adam_options(model: AdversarialModule, index: int) -> dict[str, Any]:
-    """lr and betas of the config's G (0) or D (1) optimizer, which must be Adam (the references use Adam)."""
-    factory = model._optimizer_factories[index]
-    if factory is None:
-        options = dict(model.default_optimizer)
-        name = options.pop("name")
-    else:
-        cls = next((a for a in getattr(factory, "args", ()) if isinstance(a, type)), getattr(factory, "func", None))
-        name, options = getattr(cls, "__name__", str(cls)), dict(getattr(factory, "keywords", {}))
-    if name != "Adam":
-        raise SystemExit(f"quality.py: the reference loops use Adam, but the config's optimizer is {name}")
-    return {"lr": float(options.get("lr", 1e-3)), "betas": tuple(options.get("betas", (0.9, 0.999)))}
-
-
 def budget_of(model: AdversarialModule, dm: Any) -> dict[str, Any]:
     hp = model.hparams
     widths = {k: (list(hp[k]) if isinstance(hp[k], (list, tuple)) else hp[k])
               for k in ("ngf", "ndf", "g_hidden", "d_hidden") if k in hp}  # fmt: skip
     return {"generator_steps": hp.max_generator_steps, "batch_size": dm.batch_size, **widths}
+
+
+# ---------------------------------------------------------------------------------- references: config → settings
+#: what the variants default to where a config says nothing (``gan_modules/<variant>.py`` and the base's defaults);
+#: the papers' values. ``reference_settings`` reads everything else from the config file.
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gan": {"latent_dim": 100, "loss": "non_saturating", "n_critic": 1},
+    "dcgan": {"latent_dim": 100, "loss": "non_saturating", "n_critic": 1, "g_norm": "batch", "d_norm": "batch"},
+    "cgan": {"latent_dim": 100, "loss": "non_saturating", "n_critic": 1, "conditioning": "concat",
+             "label_encoding": "onehot", "d_norm": "batch", "spectral_norm": False},
+    "wgan": {"latent_dim": 100, "loss": "wasserstein", "n_critic": 5, "weight_clip": 0.01, "g_norm": "batch",
+             "d_norm": "batch", "warmup_critic_steps": 100, "warmup_generator_steps": 25, "critic_boost_every": 500,
+             "optimizer": ("RMSprop", {"lr": 5e-5})},
+    "wgan_gp": {"latent_dim": 100, "loss": "wasserstein", "n_critic": 5, "penalty": "gradient_penalty",
+                "penalty_weight": 10.0, "arch": "dcgan", "g_norm": "batch", "d_norm": "layer",
+                "optimizer": ("Adam", {"lr": 1e-4, "betas": (0.0, 0.9)})},
+    "sngan": {"latent_dim": 128, "loss": "hinge", "n_critic": 5, "arch": "cnn", "n_power_iterations": 1,
+              "optimizer": ("Adam", {"lr": 2e-4, "betas": (0.0, 0.9)})},
+}  # fmt: skip
+#: what each reference implements; a config asking for something else is refused (the reference would not be one).
+REFERENCE_REQUIRES: dict[str, dict[str, Any]] = {
+    "gan": {"loss": "non_saturating", "n_critic": 1},
+    "dcgan": {"loss": "non_saturating", "n_critic": 1},
+    "cgan": {"loss": "non_saturating", "n_critic": 1, "conditioning": "concat", "label_encoding": "onehot",
+             "spectral_norm": False},
+    "wgan": {"loss": "wasserstein"},
+    "wgan_gp": {"loss": "wasserstein", "penalty": "gradient_penalty", "arch": "dcgan"},
+    "sngan": {"loss": "hinge", "arch": "cnn"},
+}  # fmt: skip
+
+
+def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    """``config["a"]["b"]["c"] = value`` for ``key = "a.b.c"`` (creating the dicts on the way)."""
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def config_with_overrides(row: Row, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The row's YAML config (read as plain data, not through our CLI) with the preset's dotted overrides applied."""
+    config = yaml.safe_load((ROOT / "configs" / f"{row.config}.yaml").read_text())
+    for key, value in overrides.items():
+        set_dotted(config, key, copy.deepcopy(value))
+    return config
+
+
+def _optimizer_spec(value: Any, default: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """``{"class_path": "torch.optim.Adam", "init_args": {...}}`` → ``("Adam", {...})``."""
+    if not value:
+        return default[0], dict(default[1])
+    path = value["class_path"]
+    if not path.startswith("torch.optim."):
+        raise SystemExit(f"quality.py: the references build torch.optim optimizers, but a config asks for {path}")
+    return path.rsplit(".", 1)[1], dict(value.get("init_args") or {})
+
+
+def reference_settings(name: str, config: dict[str, Any], dm: Any) -> Any:
+    """``references.Settings`` of reference ``name`` from a config (with the preset's overrides) and its datamodule
+    (image size, channels, classes). Refuses a config that asks for something the reference does not implement."""
+    model = dict(config.get("model", {}).get("init_args") or {})
+    defaults = VARIANT_DEFAULTS[name]
+    value = {**defaults, **{k: v for k, v in model.items() if v is not None}}
+    for key, required in REFERENCE_REQUIRES[name].items():
+        if value.get(key) != required:
+            raise SystemExit(f"quality.py: {name}_reference implements {key}={required!r}, but the config has "
+                             f"{key}={value.get(key)!r}")  # fmt: skip
+    base_optimizer = defaults.get("optimizer", ("Adam", {"lr": 2e-4, "betas": (0.5, 0.999)}))
+    fields = {f.name for f in dataclasses.fields(references.Settings)}
+    settings = {k: (tuple(v) if isinstance(v, list) else v) for k, v in value.items() if k in fields}
+    return references.Settings(**{
+        **settings,
+        "image_size": dm.image_size,
+        "channels": dm.channels,
+        "num_classes": dm.num_classes or 0,
+        "optimizer_g": _optimizer_spec(model.get("optimizer_g"), base_optimizer),
+        "optimizer_d": _optimizer_spec(model.get("optimizer_d"), base_optimizer),
+    })  # fmt: skip
+
+
+def datamodule_from_config(config: dict[str, Any], seed: int) -> Any:
+    """The config's datamodule (``data.class_path`` with its ``init_args``), with the run's data seed."""
+    data = config["data"]
+    module_name, _, class_name = data["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**{**(data.get("init_args") or {}), "seed": seed})
+
+
+def with_data_dir(overrides: dict[str, dict[str, Any]], data_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """``--data-dir``: every Fashion-MNIST row (module and reference) reads its IDX files from ``data_dir``."""
+    if data_dir is None:
+        return overrides
+    out = {k: dict(v) for k, v in overrides.items()}
+    for row in _MODULE_ROWS:
+        data = yaml.safe_load((ROOT / "configs" / f"{row.config}.yaml").read_text()).get("data", {})
+        if data.get("class_path", "").endswith("FashionMNISTDataModule"):
+            out.setdefault(row.name, {})["data.init_args.data_dir"] = str(data_dir)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- training
@@ -267,7 +419,7 @@ def train_module(model: AdversarialModule, dm: Any, device: torch.device) -> flo
         return time.perf_counter() - start
 
 
-def epochs(loader: DataLoader):
+def epochs(loader: DataLoader) -> Iterator[dict[str, Tensor]]:
     """Batches of ``loader`` epoch after epoch, calling ``sampler.set_epoch`` as Lightning does (same order)."""
     epoch = 0
     while True:
@@ -277,135 +429,17 @@ def epochs(loader: DataLoader):
         epoch += 1
 
 
-def train_dcgan_reference(
-    g: torch.nn.Module,
-    d: torch.nn.Module,
-    loader: DataLoader,
-    steps: int,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    latent_dim: int,
-    device: torch.device,
-) -> int:
-    """DCGAN (Radford et al. 2016) in plain PyTorch: per batch one D step on BCE(D(x), 1) + BCE(D(G(z)), 0), then one
-    G step on BCE(D(G(z')), 1) with fresh noise (non-saturating). Returns the generator steps done."""
-    done = 0
-    for batch in epochs(loader):
-        real = batch["image"].to(device, non_blocking=True)
-        n = real.shape[0]
-        with torch.no_grad():
-            fake = g(torch.randn(n, latent_dim, device=device))  # G in train mode: its BatchNorm statistics update
-        d_real, d_fake = d(real), d(fake)
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))  # fmt: skip
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d_gen = d(g(torch.randn(n, latent_dim, device=device)))
-        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))  # -log σ(D(G(z)))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()  # also fills D's gradients, which the next zero_grad of opt_d discards
-        opt_g.step()
-        done += 1
-        if done >= steps:
-            return done
-    return done
-
-
-def train_wgan_gp_reference(
-    g: torch.nn.Module,
-    d: torch.nn.Module,
-    loader: DataLoader,
-    steps: int,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    latent_dim: int,
-    device: torch.device,
-    n_critic: int,
-    lam: float,
-) -> int:
-    """WGAN-GP (Gulrajani et al. 2017, Algorithm 1) in plain PyTorch: per batch one critic step on
-    D(G(z)) - D(x) + λ(‖∇D(x̂)‖₂ - 1)² with x̂ = εx + (1 - ε)G(z), one ε per sample; a G step on -D(G(z')) after
-    every ``n_critic`` critic steps. Returns the generator steps done."""
-    done = critic = 0
-    for batch in epochs(loader):
-        real = batch["image"].to(device, non_blocking=True)
-        n = real.shape[0]
-        with torch.no_grad():
-            fake = g(torch.randn(n, latent_dim, device=device))
-        eps = torch.rand(n, 1, 1, 1, device=device)  # one interpolation weight per sample
-        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
-        penalty = (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
-        loss_d = d(fake).mean() - d(real).mean() + lam * penalty
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        critic += 1
-        if critic < n_critic:
-            continue
-        critic = 0
-        loss_g = -d(g(torch.randn(n, latent_dim, device=device))).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        done += 1
-        if done >= steps:
-            return done
-    return done
-
-
 class Reference(NamedTuple):
-    """A trained reference: its raw generator and what sampling needs."""
+    """A trained reference: its networks (``generate(z, y)``) and what sampling needs."""
 
-    generator: torch.nn.Module
-    latent_dim: int
+    pair: torch.nn.Module
+    settings: Any
+    conditional: bool
     generator_steps: int
     train_seconds: float
     budget: dict[str, Any]
-
-
-def train_reference(
-    row: Row, presets: dict[str, dict[str, Any]], seed: int, cache_dir: Path, device: torch.device
-) -> tuple[Reference, Any]:
-    """Builds the ``nets_from`` row's model (for its hyperparameters) and the ``data_from`` row's datamodule, then
-    trains the same nets with the plain loop; the data order is the module's (same sampler, same seed)."""
-    nets_model, _ = build(ROWS[row.nets_from], presets.get(row.nets_from, {}), seed, cache_dir)
-    data_model, dm = build(ROWS[row.data_from], presets.get(row.data_from, {}), seed, cache_dir)
-    hp, steps = nets_model.hparams, data_model.hparams.max_generator_steps
-    if row.algorithm == "dcgan" and (hp.loss != "non_saturating" or hp.n_critic != 1):
-        raise SystemExit(
-            f"quality.py: {row.name} reproduces DCGAN (non_saturating, n_critic 1), but the "
-            f"{row.nets_from} config has loss {hp.loss} and n_critic {hp.n_critic}"
-        )
-    if row.algorithm == "wgan_gp" and (hp.loss != "wasserstein" or hp.penalty != "gradient_penalty"):
-        raise SystemExit(
-            f"quality.py: {row.name} reproduces WGAN-GP, but the {row.nets_from} config has loss "
-            f"{hp.loss} and penalty {hp.penalty}"
-        )
-    torch.manual_seed(seed)
-    g = DCGANGenerator(hp.latent_dim, dm.channels, dm.image_size, hp.ngf, hp.g_norm).to(device)
-    d = DCGANDiscriminator(dm.channels, dm.image_size, hp.ndf, hp.d_norm).to(device)
-    opt_g = torch.optim.Adam(g.parameters(), **adam_options(nets_model, 0))
-    opt_d = torch.optim.Adam(d.parameters(), **adam_options(nets_model, 1))
-    dm.setup("fit")
-    loader = dm.train_dataloader()
-    g.train()
-    d.train()
-    start = time.perf_counter()
-    if row.algorithm == "dcgan":
-        done = train_dcgan_reference(g, d, loader, steps, opt_g, opt_d, hp.latent_dim, device)
-    else:
-        done = train_wgan_gp_reference(
-            g, d, loader, steps, opt_g, opt_d, hp.latent_dim, device, hp.n_critic, hp.penalty_weight
-        )
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    budget = {"generator_steps": steps, "batch_size": dm.batch_size, "ngf": hp.ngf, "ndf": hp.ndf,
-              "g_norm": hp.g_norm, "d_norm": hp.d_norm, **adam_options(nets_model, 0)}  # fmt: skip
-    budget["betas"] = list(budget["betas"])
-    return Reference(g, hp.latent_dim, done, seconds, budget), dm
+    fid_at: dict[int, float | None]
+    train_cpu_seconds: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -415,11 +449,32 @@ def eval_noise(n: int, latent_dim: int) -> Tensor:
                       for i in range(n)])  # fmt: skip
 
 
+def cycling_labels(n: int, k: int) -> Tensor:
+    """Class of image ``i``: ``i % k`` (``CGAN.predict_step``)."""
+    return torch.arange(n) % k
+
+
+def class_balanced_inputs(per_class: int, k: int, latent_dim: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``per_class`` inputs of every class, row-major by class, column ``j`` sharing one z: ``CGAN.class_inputs``."""
+    z = torch.randn(per_class, latent_dim, generator=torch.Generator().manual_seed(seed))
+    return z.repeat(k, 1), torch.arange(k).repeat_interleave(per_class)
+
+
 @torch.no_grad()
-def reference_images(ref: Reference, n: int, device: torch.device, mode: str) -> Tensor:
-    z = eval_noise(n, ref.latent_dim)
-    with inference_mode(ref.generator, mode) as g:  # buffers restored afterwards in "train" mode
-        return torch.cat([g(b.to(device)).float().clamp(-1, 1).cpu() for b in z.split(EVAL_BATCH)])
+def reference_images(ref: Reference, z: Tensor, y: Tensor | None, device: torch.device, mode: str) -> Tensor:
+    """Images of a reference's generator for inputs ``z`` (and labels ``y``), its BatchNorm in ``mode``."""
+    out = []
+    with inference_mode(ref.pair.g, mode):  # buffers restored afterwards in "train" mode
+        for i in range(0, len(z), EVAL_BATCH):
+            zb = z[i : i + EVAL_BATCH].to(device)
+            yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
+            out.append(ref.pair.generate(zb, yb).float().clamp(-1, 1).cpu())
+    return torch.cat(out)
+
+
+def reference_eval_inputs(ref: Reference, n: int) -> tuple[Tensor, Tensor | None]:
+    z = eval_noise(n, ref.settings.latent_dim)
+    return z, (cycling_labels(n, ref.settings.num_classes) if ref.conditional else None)
 
 
 def real_test_images(dm: Any, n: int) -> tuple[Tensor, Tensor | None]:
@@ -460,22 +515,31 @@ def classify(extractor: Any, images: Tensor, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
+def class_accuracy(
+    images: Tensor, requested: Tensor, extractor: Any, real: Tensor, real_labels: Tensor, device: torch.device
+) -> dict[str, Any]:
+    """Class accuracy of class-balanced samples (the classifier's class vs the requested one) and the classifier's
+    accuracy on the real test images."""
+    predicted = classify(extractor.to(device), images, device)
+    real_hits = classify(extractor, real, device).eq(real_labels)
+    extractor.cpu()
+    hits = predicted.eq(requested.cpu()).float()
+    k = int(requested.max()) + 1
+    return {"class_accuracy": hits.mean().item(), "class_accuracy_real": real_hits.float().mean().item(),
+            "per_class_accuracy": [hits[requested.cpu() == c].mean().item() for c in range(k)],
+            "class_accuracy_samples": len(hits)}  # fmt: skip
+
+
+@torch.no_grad()
 def conditional_scores(
     model: Any, extractor: Any, real: Tensor, real_labels: Tensor, n: int, device: torch.device
 ) -> dict[str, Any]:
-    """Class accuracy of ``n // K`` samples of every class K (the classifier's class vs the requested one) and the
-    classifier's accuracy on the real test images."""
+    """``class_accuracy`` of ``n // K`` samples of every class K from the module's own ``class_inputs``."""
     k = model.hparams.num_classes
     inputs = model.class_inputs(max(1, n // k), seed=EVAL_SEED)
     chunks = zip(*(v.split(EVAL_BATCH) for v in inputs.values()))
     images = torch.cat([model.generate(dict(zip(inputs, c))).cpu() for c in chunks])
-    predicted, requested = classify(extractor.to(device), images, device), inputs["y"].cpu()
-    real_hits = classify(extractor, real, device).eq(real_labels)
-    extractor.cpu()
-    hits = predicted.eq(requested).float()
-    return {"class_accuracy": hits.mean().item(), "class_accuracy_real": real_hits.float().mean().item(),
-            "per_class_accuracy": [hits[requested == c].mean().item() for c in range(k)],
-            "class_accuracy_samples": len(hits)}  # fmt: skip
+    return class_accuracy(images, inputs["y"], extractor, real, real_labels, device)
 
 
 @contextlib.contextmanager
@@ -513,6 +577,65 @@ class Evaluator:
         return self._ruler
 
 
+def plateau_steps(steps: int, curve: list[int]) -> list[int]:
+    """Generator steps (before the last) at which a reference is evaluated during training: ``PLATEAU_AT`` of the
+    budget and the ``--curve`` steps below the budget."""
+    marks = {max(1, round(PLATEAU_AT * steps)), *(c for c in curve if c < steps)}
+    return sorted(m for m in marks if m < steps)
+
+
+def train_reference(
+    row: Row,
+    overrides: dict[str, Any],
+    seed: int,
+    device: torch.device,
+    fid_of: Callable[[Reference, Any], float | None],
+    curve: list[int],
+) -> tuple[Reference, Any]:
+    """Reads the module row's config with the preset's overrides, builds its datamodule with the seed, and trains the
+    independent reference on it; evaluates FID (``fid_of``) at ``plateau_steps`` on the way (random streams forked,
+    so the evaluations do not change the training run)."""
+    name = row.reference_of
+    config = config_with_overrides(ROWS[name], overrides)
+    steps = int(config["model"]["init_args"]["max_generator_steps"])
+    dm = datamodule_from_config(config, seed)
+    settings = reference_settings(name, config, dm)
+    dm.setup("fit")
+    spec = references.REFERENCES[name]
+    fid_at: dict[int, float | None] = {}
+    marks = set(plateau_steps(steps, curve))
+    holder: dict[str, Any] = {}
+    eval_seconds = eval_cpu = 0.0
+
+    def hook(step: int) -> None:
+        nonlocal eval_seconds, eval_cpu
+        if step in marks:
+            start, cpu = time.perf_counter(), time.process_time()
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                partial = Reference(holder["pair"], settings, spec.conditional, step, 0.0, {}, {})
+                fid_at[step] = fid_of(partial, dm)
+            eval_seconds += time.perf_counter() - start
+            eval_cpu += time.process_time() - cpu
+
+    torch.manual_seed(seed)
+    pair = spec.build(settings).to(device).train()
+    holder["pair"] = pair
+    start, cpu = time.perf_counter(), time.process_time()
+    spec.train(pair, settings, epochs(dm.train_dataloader()), steps, device, hook)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start - eval_seconds
+    cpu_seconds = time.process_time() - cpu - eval_cpu
+    opt = settings.optimizer_g[1]
+    budget = {"generator_steps": steps, "batch_size": dm.batch_size, "ngf": settings.ngf, "ndf": settings.ndf,
+              "optimizer": settings.optimizer_g[0], "lr": float(opt.get("lr", 0.0)),
+              "betas": list(opt.get("betas", ())), "follows": spec.follows}  # fmt: skip
+    if name == "gan":
+        budget.update(g_hidden=list(settings.g_hidden), d_hidden=list(settings.d_hidden))
+        del budget["ngf"], budget["ndf"]
+    return Reference(pair, settings, spec.conditional, steps, seconds, budget, fid_at, cpu_seconds), dm
+
+
 def run_one(
     row: Row,
     presets: dict[str, dict[str, Any]],
@@ -523,37 +646,66 @@ def run_one(
     grid: Path | None,
     reference_mode: str,
     raw_generator_fid: bool = False,
+    curve: list[int] | None = None,
 ) -> dict[str, Any]:
     """Trains and evaluates one (row, seed); writes the grid to ``grid`` when given. With ``raw_generator_fid``, a
     module with an EMA generator also gets ``fid_raw_g``: the FID of its trained G on the same noise (a diagnostic;
-    the targets use the EMA samples, the module's own sampling path)."""
+    the targets use the EMA samples, the module's own sampling path). A reference also gets ``fid_70`` (FID at
+    ``PLATEAU_AT`` of its budget) and ``fid_curve`` (every FID measured during training, by step)."""
     if row.kind == "reference":
-        ref, dm = train_reference(row, presets, seed, evaluator.cache_dir, device)
+        extractor_name = row.extractor
+
+        def fid_of(partial: Reference, dm: Any) -> float | None:
+            real, _ = real_test_images(dm, n_eval)
+            z, y = reference_eval_inputs(partial, len(real))
+            fake = reference_images(partial, z, y, device, reference_mode)
+            return generative_scores(evaluator.extractor(extractor_name), real, fake, device)["fid"]
+
+        ref, dm = train_reference(row, presets.get(row.reference_of, {}), seed, device, fid_of, curve or [])
         train_seconds, steps, budget = ref.train_seconds, ref.generator_steps, ref.budget
+        train_cpu = ref.train_cpu_seconds
     else:
         model, dm = build(row, presets.get(row.name, {}), seed, evaluator.cache_dir)
         budget = budget_of(model, dm)
+        cpu = time.process_time()
         train_seconds = train_module(model, dm, device)
+        train_cpu = time.process_time() - cpu
         steps = model.generator_steps
         model = model.to(device).eval()
     start = time.perf_counter()
     if row.kind in ("generative", "conditional", "reference"):
         real, labels = real_test_images(dm, n_eval)
         n = len(real)  # the embedded MNIST holds out only 1,000 digits
+        extractor = evaluator.extractor(row.extractor)
         if row.kind == "reference":
-            fake = reference_images(ref, n, device, reference_mode)
+            fake = reference_images(ref, *reference_eval_inputs(ref, n), device, reference_mode)
+            conditional = ref.conditional
+            if conditional:
+                k = ref.settings.num_classes
+                z, requested = class_balanced_inputs(max(1, n // k), k, ref.settings.latent_dim, EVAL_SEED)
+                balanced = reference_images(ref, z, requested, device, reference_mode)
             if grid is not None:
-                save_grid(reference_images(ref, 64, device, reference_mode), 8, grid)
+                if conditional:
+                    z, y = class_balanced_inputs(8, ref.settings.num_classes, ref.settings.latent_dim, 0)
+                    save_grid(reference_images(ref, z, y, device, reference_mode), 8, grid)
+                else:
+                    save_grid(reference_images(ref, eval_noise(64, ref.settings.latent_dim), None, device,
+                                               reference_mode), 8, grid)  # fmt: skip
         else:
+            conditional = row.kind == "conditional"
             if grid is not None:
-                images, nrow = model.sample_grid(80 if row.kind == "conditional" else 64)
+                images, nrow = model.sample_grid(80 if conditional else 64)
                 save_grid(images, nrow, grid)
             fake = generate_images(model, n, seed=EVAL_SEED, batch_size=EVAL_BATCH)
-        extractor = evaluator.extractor(row.extractor)
         metrics = generative_scores(extractor, real, fake, device)
-        if row.kind == "conditional":
+        if conditional and row.kind == "reference":
+            metrics.update(class_accuracy(balanced, requested, extractor, real, labels, device))
+        elif conditional:
             metrics.update(conditional_scores(model, extractor, real, labels, n, device))
-        if raw_generator_fid and row.kind != "reference" and model.generator_ema is not None:
+        if row.kind == "reference":
+            metrics["fid_curve"] = {str(s): f for s, f in sorted(ref.fid_at.items())} | {str(steps): metrics["fid"]}
+            metrics["fid_70"] = ref.fid_at.get(max(1, round(PLATEAU_AT * steps)), metrics["fid"])
+        elif raw_generator_fid and model.generator_ema is not None:
             with raw_generator(model):
                 raw = generate_images(model, n, seed=EVAL_SEED, batch_size=EVAL_BATCH)
             metrics["fid_raw_g"] = generative_scores(extractor, real, raw, device)["fid"]
@@ -569,7 +721,8 @@ def run_one(
         else:
             metrics = translation.stargan_scores(model, dm)
     return {"row": row.name, "seed": seed, "generator_steps": steps, "budget": budget,
-            "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - start, 2),
+            "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
+            "eval_seconds": round(time.perf_counter() - start, 2),
             "metrics": {k: finite(v) for k, v in metrics.items()}}  # fmt: skip
 
 
@@ -598,7 +751,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[name] = {
             "seeds": [r["seed"] for r in mine],
             "metrics": {k: mean_std([r["metrics"].get(k) for r in mine]) for k in keys},
-            **{k: mean_std([r[k] for r in mine]) for k in ("generator_steps", "train_seconds", "eval_seconds")},
+            **{k: mean_std([r.get(k) for r in mine])
+               for k in ("generator_steps", "train_seconds", "train_cpu_seconds", "eval_seconds")},
         }
     return out
 
@@ -607,32 +761,68 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+_OPS = {"<=": ("≤", ">", lambda a, b: a <= b), "<": ("<", "≥", lambda a, b: a < b),
+        ">=": ("≥", "<", lambda a, b: a >= b)}  # fmt: skip
+
+
+def judge(row: Row, target: Target, aggregates: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+    """``(met, text)`` of one target on the means over seeds; ``met`` is None when it cannot be judged."""
+    mine = aggregates.get(row.name, {}).get("metrics", {})
+    value = mine.get(target.metric, {}).get("mean")
+    percent = target.metric not in ("fid", "l1", "l1_to_truth", "l1_identity")
+
+    def show(x: float) -> str:
+        return _pct(x) if percent else f"{x:.3f}" if target.metric.startswith("l1") else f"{x:.2f}"
+
+    if value is None:
+        return None, f"{target.label}: no {target.metric}"
+    if target.of in ("ref", "ref+std"):
+        ref = aggregates.get(row.reference, {}).get("metrics", {}).get("fid", {})
+        if ref.get("mean") is None:
+            return None, f"{target.label}: {row.reference} not run"
+        if target.of == "ref+std":
+            std = ref.get("std") or 0.0
+            bound, how = ref["mean"] + std, f"ref {ref['mean']:.2f} + {std:.2f}"
+        else:
+            bound, how = target.factor * ref["mean"], f"{target.factor:.2f} × ref {ref['mean']:.2f}"
+    elif target.of is not None:
+        other = mine.get(target.of, {}).get("mean")
+        if other is None:
+            return None, f"{target.label}: no {target.of}"
+        bound, how = target.factor * other, f"{target.factor:g} × {target.of} {show(other)}"
+    else:
+        bound, how = target.factor, None
+    good, bad, test = _OPS[target.op]
+    met = bool(test(value, bound))
+    name = "FID" if target.metric == "fid" else target.metric
+    text = f"{name} {show(value)} {good if met else bad} {show(bound)}" + (f" ({how})" if how else "")
+    return met, text
+
+
 def target_cell(row: Row, aggregates: dict[str, dict[str, Any]]) -> str:
-    """``met (...)`` / ``missed (...)`` for the row's target on the means over seeds, or why it is not judged."""
+    """``met (...)`` / ``missed (...)`` for all of the row's targets, or why they are not judged."""
     if row.kind == "reference":
         return "reference"
-    mine = aggregates.get(row.name, {}).get("metrics", {})
-    if row.compare_to:
-        fid = mine.get("fid", {}).get("mean")
-        ref = aggregates.get(row.compare_to, {}).get("metrics", {}).get("fid", {}).get("mean")
-        if fid is None:
-            return "not judged (no finite FID)"
-        if ref is None:
-            return f"not judged ({row.compare_to} not run)"
-        return f"met (FID {fid:.2f} ≤ ref {ref:.2f})" if fid <= ref else f"missed (FID {fid:.2f} > ref {ref:.2f})"
-    parts, ok = [], True
-    for metric, minimum, label, ceiling in row.thresholds:
-        value = mine.get(metric, {}).get("mean")
-        if value is None:
-            return f"not judged (no {label})"
-        met = value >= minimum
-        ok &= met
-        text = f"{label} {_pct(value)} {'≥' if met else '<'} {_pct(minimum)}"
-        real = mine.get(ceiling, {}).get("mean") if ceiling else None
-        if not met and real is not None:
-            text += f"; real images: {_pct(real)}"
-        parts.append(text)
-    return f"{'met' if ok else 'missed'} ({', '.join(parts)})"
+    verdicts = [judge(row, t, aggregates) for t in row.targets]
+    if not verdicts:
+        return "no target"
+    texts = "; ".join(text for _, text in verdicts)
+    if any(met is None for met, _ in verdicts):
+        return f"not judged ({texts})"
+    missed = sum(not met for met, _ in verdicts)
+    return f"met ({texts})" if not missed else f"missed {missed} of {len(verdicts)} ({texts})"
+
+
+def plateau_cell(row: Row, agg: dict[str, Any]) -> str:
+    """References: FID at ``PLATEAU_AT`` of the budget → at 100%, the relative change, and whether it is flat."""
+    if row.kind != "reference":
+        return ""
+    early, late = agg["metrics"].get("fid_70", {}), agg["metrics"].get("fid", {})
+    if early.get("mean") is None or late.get("mean") is None:
+        return "—"
+    change = (late["mean"] - early["mean"]) / early["mean"]
+    flat = "flat" if abs(change) <= PLATEAU_TOLERANCE else "still moving"
+    return f"{fmt(early)} → {fmt(late)} ({100 * change:+.1f}%, {flat})"
 
 
 def fmt(agg: dict[str, Any] | None, digits: int = 2, percent: bool = False) -> str:
@@ -648,7 +838,8 @@ def fmt(agg: dict[str, Any] | None, digits: int = 2, percent: bool = False) -> s
 TASK_METRICS = {
     "generative": [("precision", "precision", False), ("recall", "recall", False),
                    ("fid_raw_g", "FID of raw G", False)],
-    "reference": [("precision", "precision", False), ("recall", "recall", False)],
+    "reference": [("precision", "precision", False), ("recall", "recall", False),
+                  ("class_accuracy", "class acc", True), ("class_accuracy_real", "classifier on real", True)],
     "conditional": [("class_accuracy", "class acc", True), ("class_accuracy_real", "classifier on real", True),
                     ("fid_raw_g", "FID of raw G", False)],
     "pix2pix": [("classifier_acc_outputs", "class acc of outputs", True),
@@ -662,27 +853,37 @@ TASK_METRICS = {
 
 
 def table(aggregates: dict[str, dict[str, Any]]) -> str:
-    lines = ["| row | config / data | G steps | FID ↓ | KID ↓ | IS ↑ | other metrics | train s | eval s | target |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [("| row | config / data | G steps | FID ↓ | KID ↓ | IS ↑ | other metrics | plateau: FID @70% → @100% "
+              "| train s | eval s | target |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in ROWS.values():
         agg = aggregates.get(row.name)
         if agg is None:
             continue
         m = agg["metrics"]
-        source = (
-            f"`{row.config}`"
-            if row.config
-            else f"plain PyTorch, nets of `{ROWS[row.nets_from].config}`, data of `{ROWS[row.data_from].config}`"
-        )
+        source = f"`{row.config}`" if row.kind != "reference" else f"independent (`references.py`), `{row.config}`"
         other = "; ".join(f"{label} {fmt(m.get(k), 1 if pct else 3, pct)}" for k, label, pct in TASK_METRICS[row.kind]
                           if k in m)  # fmt: skip
         steps = agg["generator_steps"]["mean"]
         lines.append(
             f"| {row.name} | {source} | {steps:.0f} | {fmt(m.get('fid'))} | {fmt(m.get('kid_mean'), 4)} | "
-            f"{fmt(m.get('is_mean'))} | {other} | {fmt(agg['train_seconds'], 0)} | "
+            f"{fmt(m.get('is_mean'))} | {other} | {plateau_cell(row, agg)} | {fmt(agg['train_seconds'], 0)} | "
             f"{fmt(agg['eval_seconds'], 0)} | {target_cell(row, aggregates)} |"
         )
     return "\n".join(lines)
+
+
+def targets_section(aggregates: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per target of every module row that ran: met / missed / not judged, with the numbers."""
+    lines = ["| row | target | verdict | numbers |", "|---|---|---|---|"]
+    for row in ROWS.values():
+        if row.kind == "reference" or row.name not in aggregates:
+            continue
+        for target in row.targets:
+            met, text = judge(row, target, aggregates)
+            verdict = "not judged" if met is None else "met" if met else "**missed**"
+            lines.append(f"| {row.name} | {target.label} | {verdict} | {text} |")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ reports
@@ -707,9 +908,14 @@ def write_atomic(path: Path, text: str) -> None:
 HOW_TO_READ = (
     "Mean ± sample std over seeds (n/a: one seed). FID/KID/IS and precision/recall on the features of the shipped "
     "domain classifier (`fashion_mnist_classifier`, `mnist_classifier`) against the test split; translation rows use "
-    "`benchmarks/translation_quality.py`'s scores (classes judged by the same shipped classifier). Targets are judged "
-    "on the means: FID ≤ the reference's at equal budget (dcgan, wgan, sngan vs dcgan_reference; wgan_gp vs "
-    "wgan_gp_reference; gan vs dcgan_reference_mnist), CGAN class accuracy ≥ 95%, translated-class accuracy ≥ 90%."
+    "`benchmarks/translation_quality.py`'s scores (classes judged by the same shipped classifier). Each image GAN is "
+    "compared with its independent reference (`<name>_reference`, `benchmarks/references.py`: networks and loop "
+    "written after the official code, same config values, data and budget). Targets are judged on the means: FID ≤ "
+    "the reference's mean + std and ≤ 1.10 × its mean (a one-seed std counts as 0); dcgan FID ≤ 8; cgan class "
+    "accuracy ≥ 90% of the classifier's on real images; pix2pix class accuracy of outputs ≥ 90% of the real-image "
+    "rate and L1 to the truth ≤ ½ the identity's; cyclegan target-class rate ≥ 90% both ways; stargan colour ≥ 95%, "
+    "inversion ≥ 90%, L1 to the truth < the identity's. Plateau: a reference's FID at 70% and 100% of its budget; "
+    f"'flat' when they differ by at most {PLATEAU_TOLERANCE:.0%} (the budget is past the early transient)."
 )
 
 
@@ -720,8 +926,9 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
                     "|---|---|---|---|---|---|"]  # fmt: skip
     for name, b in sorted(s["budgets"].items(), key=lambda item: list(ROWS).index(item[0])):
         widths = ", ".join(f"{k} {v}" for k, v in b.items() if k not in ("generator_steps", "batch_size"))
-        over = ", ".join(f"`{k}={v}`" for k, v in s["overrides"].get(name, {}).items()) or "none"
-        cfg = ROWS[name].config or f"plain loop: nets of {ROWS[name].nets_from}, data of {ROWS[name].data_from}"
+        row = ROWS[name]
+        over = ", ".join(f"`{k}={v}`" for k, v in s["overrides"].get(row.reference_of or name, {}).items()) or "none"
+        cfg = row.config if row.kind != "reference" else f"{row.config} (read by the reference)"
         budget_lines.append(f"| {name} | {cfg} | {b['generator_steps']} | {b['batch_size']} | {widths} | {over} |")
     grids = [
         f"**{name}**\n\n![{name}](grids/{name}.png)\n" for name in ROWS if (out / "grids" / f"{name}.png").exists()
@@ -738,7 +945,7 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
     missing = [f"{r} seed {sd}" for r, sd in planned if (r, sd) not in done]
     return "\n".join(
         [
-            "# Sample quality: our modules vs plain PyTorch references",
+            "# Sample quality: our modules vs independent plain-PyTorch references",
             "",
             f"Command: `{s['command']}`" + "".join(f", resumed with `{c}`" for c in s.get("resumed_with", [])),
             "",
@@ -746,7 +953,7 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
             "",
             f"Preset `{s['preset']}`, seeds {', '.join(map(str, s['seeds']))}, {s['eval_samples']} evaluation samples"
             f"{capped}; references sample in BatchNorm "
-            f"`{s['reference_sampling_mode']}` mode from their raw G, our modules from their EMA G in eval mode"
+            f"`{s['reference_sampling_mode']}` mode from their generator, our modules from their EMA G in eval mode"
             + (
                 ' ("FID of raw G": their trained G on the same noise, a diagnostic). '
                 if s.get("raw_generator_fid")
@@ -759,6 +966,10 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
             "",
             table(report["aggregates"]),
             "",
+            "## Targets",
+            "",
+            *targets_section(report["aggregates"]),
+            "",
             "## Budgets",
             "",
             *budget_lines,
@@ -769,36 +980,73 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
             "## How to reproduce",
             "",
             "```",
-            "python benchmarks/quality.py             # GPU, each config's own budget, 3 seeds",
-            "python benchmarks/quality.py --quick     # CPU budgets above, 3 seeds (--resume continues a killed run)",
+            "python benchmarks/quality.py --preset cpu   # CPU table, 3 seeds (--resume continues a killed run)",
+            "python benchmarks/quality.py --preset gpu --device cuda --seeds 0 1   # the GPU check (gpu_check.sh)",
+            "python benchmarks/quality.py               # each config's own budget, 3 seeds (a GPU)",
             "python benchmarks/quality.py --tiny --out /tmp/quality   # smoke test, seconds per row",
             "```",
             "",
-            "Per-run numbers (every metric, wall times, budgets) are in `quality.json` next to this file.",
+            ("Per-run numbers (every metric, FID curves of the references, wall times, budgets) are in "
+             "`quality.json` next to this file."),
             "",
         ]
     )
+
+
+def merge(parts: list[Path], out: Path) -> dict[str, Any]:
+    """Joins the reports of runs made in parallel (``gpu_check.sh`` runs one process per row and seed) into one
+    ``OUT/quality.json`` and ``OUT/RESULTS.md``; each row's grid comes from the part that ran its lowest seed."""
+    reports = [json.loads(p.read_text()) for p in parts]
+    if not reports:
+        raise SystemExit("quality.py --merge: no reports given")
+    first = reports[0]["settings"]
+    for p, r in zip(parts, reports):
+        o = r["settings"]
+        if (o["preset"], o["eval_samples"], o.get("steps_override")) != (first["preset"], first["eval_samples"],
+                                                                          first.get("steps_override")):
+            raise SystemExit(f"quality.py --merge: {p} was run with other options than {parts[0]}")
+    runs = {(r["row"], r["seed"]): r for rep in reports for r in rep["runs"]}
+    settings = dict(first)
+    settings["models"] = [m for m in ROWS if any(m in r["settings"]["models"] for r in reports)]
+    settings["seeds"] = sorted({sd for r in reports for sd in r["settings"]["seeds"]})
+    settings["budgets"] = {k: v for r in reports for k, v in r["settings"]["budgets"].items()}
+    settings["elapsed_seconds"] = max(r["settings"]["elapsed_seconds"] for r in reports)
+    settings["merged_from"] = len(reports)
+    ordered = sorted(runs.values(), key=lambda r: (r["seed"], list(ROWS).index(r["row"])))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ROWS:
+        owners = sorted((min(r["settings"]["seeds"]), p) for p, r in zip(parts, reports)
+                        if name in r["settings"]["models"])  # fmt: skip
+        for _, p in owners[:1]:
+            grid = p.parent / "grids" / f"{name}.png"
+            if grid.exists():
+                (out / "grids").mkdir(exist_ok=True)
+                (out / "grids" / grid.name).write_bytes(grid.read_bytes())
+    report = {"settings": settings, "runs": ordered, "aggregates": aggregate(ordered)}
+    write_atomic(out / "quality.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out / "RESULTS.md", results_markdown(report, out))
+    return report
 
 
 # ------------------------------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="quality.py", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="CPU budgets (QUICK), 5,000 evaluation samples")
-    mode.add_argument("--tiny", action="store_true", help="a few steps of tiny nets: a smoke test")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        choices=list(ROWS),
-        default=list(ROWS),
-        metavar="ROW",
-        help=f"rows to run (default all): {', '.join(ROWS)}",
-    )
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
+    mode.add_argument("--preset", choices=list(PRESETS), default=None,
+                      help="budgets: full (configs), cpu (BUDGETS.md), gpu (gpu_check.sh), gpu-dry, quick, tiny")  # fmt: skip
+    mode.add_argument("--quick", action="store_true", help="the early-training CPU smoke test (= --preset quick)")
+    mode.add_argument("--tiny", action="store_true", help="a few steps of tiny nets (= --preset tiny)")
+    p.add_argument("--models", nargs="+", choices=list(ROWS), default=None, metavar="ROW",
+                   help=f"rows to run (default: the preset's; all for cpu/full): {', '.join(ROWS)}")  # fmt: skip
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: the preset's, 0 1 2)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="RESULTS.md, quality.json, grids/")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--eval-samples", type=int, default=None, help="generated (and real) images per evaluation")
     p.add_argument("--steps", type=int, default=None, help="override every row's generator steps (timing runs)")
+    p.add_argument("--curve", nargs="+", type=int, default=[],
+                   help="references: also evaluate FID at these generator steps (pilot runs for BUDGETS.md)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding the Fashion-MNIST IDX files (default: the configs' data_dir, then Debian's)")
     p.add_argument(
         "--reference-sampling-mode",
         choices=["eval", "train"],
@@ -812,31 +1060,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where the MNIST-colours task is rendered once")
     p.add_argument("--resume", action="store_true", help="keep OUT/quality.json's runs and skip them")
+    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                   help="join the quality.json files of parallel runs into OUT (no training)")
     args = p.parse_args(argv)
+    args.preset = "tiny" if args.tiny else "quick" if args.quick else args.preset or "full"
+    preset = PRESETS[args.preset]
+    args.seeds = list(preset.seeds) if args.seeds is None else args.seeds
+    args.models = list(dict.fromkeys(preset.models if args.models is None else args.models))
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds repeats a seed: {args.seeds}")
     if args.eval_samples is not None and args.eval_samples < 2:
         p.error(f"--eval-samples must be at least 2 (FID needs two samples a side), got {args.eval_samples}")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps must be at least 1, got {args.steps}")
+    if any(c < 1 for c in args.curve):
+        p.error(f"--curve steps must be at least 1, got {args.curve}")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        p.error(f"--data-dir {args.data_dir} is not a folder; give the folder holding the Fashion-MNIST IDX files")
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda, but CUDA is not available here; use --device cpu (with --quick)")
-    args.preset = "tiny" if args.tiny else "quick" if args.quick else "full"
-    args.models = list(dict.fromkeys(args.models))
+        p.error("--device cuda, but CUDA is not available here; use --device cpu (with --preset cpu)")
     args.parser = p
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.merge:
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            args.parser.error(f"--merge: no such file: {', '.join(missing)}")
+        report = merge(args.merge, args.out)
+        print(table(report["aggregates"]), flush=True)
+        return report
     quiet()
     argv = sys.argv[1:] if argv is None else argv
-    overrides_all, default_eval = PRESETS[args.preset]
-    presets = {name: dict(overrides_all.get(name, {})) for name in ROWS if ROWS[name].kind != "reference"}
+    preset = PRESETS[args.preset]
+    presets = {name: dict(preset.overrides.get(name, {})) for name in ROWS if ROWS[name].kind != "reference"}
     if args.steps is not None:
         for o in presets.values():
             o[STEPS] = args.steps
-    n_eval = args.eval_samples or default_eval
+    presets = with_data_dir(presets, args.data_dir)
+    n_eval = args.eval_samples or preset.eval_samples
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")  # fmt: skip
     out: Path = args.out
@@ -846,8 +1110,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "models": args.models, "seeds": args.seeds, "eval_samples": n_eval, "steps_override": args.steps,
                 "device": device.type, "reference_sampling_mode": args.reference_sampling_mode,
                 "raw_generator_fid": args.raw_generator_fid, "eval_seed": EVAL_SEED, "hardware": hardware(),
-                "elapsed_seconds": 0.0, "overrides": {k: v for k, v in presets.items() if v},
-                "budgets": {}}  # fmt: skip
+                "plateau_at": PLATEAU_AT, "curve": args.curve, "elapsed_seconds": 0.0,
+                "overrides": {k: v for k, v in presets.items() if v}, "budgets": {}}  # fmt: skip
     runs: list[dict[str, Any]] = []
     if args.resume and json_path.exists():
         old = json.loads(json_path.read_text())
@@ -880,34 +1144,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if (name, seed) in done:
                 continue
             grid = out / "grids" / f"{name}.png" if seed == args.seeds[0] else None
-            result = run_one(
-                ROWS[name],
-                presets,
-                seed,
-                n_eval,
-                device,
-                evaluator,
-                grid,
-                args.reference_sampling_mode,
-                args.raw_generator_fid,
-            )
+            result = run_one(ROWS[name], presets, seed, n_eval, device, evaluator, grid,
+                             args.reference_sampling_mode, args.raw_generator_fid, args.curve)  # fmt: skip
             runs.append(result)
             settings["budgets"][name] = result["budget"]
             save()
             m = result["metrics"]
             shown = {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}
-            print(
-                json.dumps(
-                    {
-                        "row": name,
-                        "seed": seed,
-                        "train_s": result["train_seconds"],
-                        "eval_s": result["eval_seconds"],
-                        **shown,
-                    }
-                ),
-                flush=True,
-            )
+            if "fid_curve" in m:
+                shown["fid_curve"] = m["fid_curve"]
+            line = {"row": name, "seed": seed, "train_s": result["train_seconds"],
+                    "train_cpu_s": result["train_cpu_seconds"], "eval_s": result["eval_seconds"]}
+            print(json.dumps({**line, **shown}), flush=True)
     save()
     print(table(report["aggregates"]), flush=True)
     return report

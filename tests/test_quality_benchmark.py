@@ -2,15 +2,21 @@
 refusals of bad input.
 
 The tiny mode trains every row for 3 generator steps of 4-channel nets and evaluates 64 samples, so the scores say
-nothing about the models; what is checked is the pipeline: configs through the CLI, the plain-PyTorch reference on
-the module's data and budget, the JSON/Markdown reports, mean ± std over seeds, target cells, grids, --resume.
+nothing about the models; what is checked is the pipeline: configs through the CLI, the independent reference on
+the module's data and budget (and its 70% evaluation), the JSON/Markdown reports, mean ± std over seeds, target
+cells, grids, --resume. The references themselves (``benchmarks/references.py``) are checked for independence (no
+import of our package), for the official architectures' sizes, and for reading the same hyperparameters as the
+module from the config file.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +36,14 @@ def quality():
     return module
 
 
+@pytest.fixture(scope="module")
+def references(quality):
+    return quality.references
+
+
 def table_line(markdown: str, row: str) -> str:
-    """The row's line of the results table (the first table; the budgets table follows under "## Budgets")."""
-    (line,) = [x for x in markdown.split("## Budgets")[0].splitlines() if x.startswith(f"| {row} |")]
+    """The row's line of the results table (the first table; the targets and budgets follow under "## Targets")."""
+    (line,) = [x for x in markdown.split("## Targets")[0].splitlines() if x.startswith(f"| {row} |")]
     return line
 
 
@@ -44,8 +55,8 @@ def png_shape(path: Path) -> tuple[int, ...]:
 
 def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, tmp_path, capsys):
     out = tmp_path / "q"
-    argv = ["--tiny", "--models", "dcgan", "dcgan_reference", "cgan", "--seeds", "0", "1", "--out", str(out),
-            "--device", "cpu", "--raw-generator-fid"]  # fmt: skip
+    argv = ["--tiny", "--models", "dcgan", "dcgan_reference", "cgan", "cgan_reference", "--seeds", "0", "1", "--out",
+            str(out), "--device", "cpu", "--raw-generator-fid"]  # fmt: skip
     quality.main(argv)
     stdout = capsys.readouterr().out
     data = json.loads((out / "quality.json").read_text())
@@ -69,7 +80,7 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
 
     runs = data["runs"]
     assert sorted((r["row"], r["seed"]) for r in runs) == sorted(
-        (row, seed) for row in ("dcgan", "dcgan_reference", "cgan") for seed in (0, 1)
+        (row, seed) for row in ("dcgan", "dcgan_reference", "cgan", "cgan_reference") for seed in (0, 1)
     )
     for r in runs:
         assert r["generator_steps"] == 3 and r["train_seconds"] > 0 and r["eval_seconds"] > 0
@@ -78,9 +89,13 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
         assert all(math.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
         assert 1.0 <= m["is_mean"] <= 10.0
         # the diagnostic FID of the trained G (our modules sample from their EMA G; the references have none)
-        assert ("fid_raw_g" in m) == (r["row"] != "dcgan_reference")
-        assert r["row"] == "dcgan_reference" or math.isfinite(m["fid_raw_g"])
-    for r in (r for r in runs if r["row"] == "cgan"):
+        assert ("fid_raw_g" in m) == (not r["row"].endswith("_reference"))
+        assert r["row"].endswith("_reference") or math.isfinite(m["fid_raw_g"])
+    for r in (r for r in runs if r["row"] == "dcgan_reference"):  # evaluated at 70% of the budget too (step 2 of 3)
+        assert r["metrics"]["fid_curve"] == {"2": r["metrics"]["fid_70"], "3": r["metrics"]["fid"]}
+        assert math.isfinite(r["metrics"]["fid_70"]) and r["metrics"]["fid_70"] != r["metrics"]["fid"]
+        assert r["train_cpu_seconds"] > 0
+    for r in (r for r in runs if r["row"] in ("cgan", "cgan_reference")):  # the same class-balanced protocol
         assert 0.0 <= r["metrics"]["class_accuracy"] <= 1.0 and len(r["metrics"]["per_class_accuracy"]) == 10
         assert r["metrics"]["class_accuracy_samples"] == 60  # 64 // 10 per class
         assert 0.5 < r["metrics"]["class_accuracy_real"] <= 1.0  # the shipped classifier on real test images
@@ -100,28 +115,37 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
 
     md = (out / "RESULTS.md").read_text()
     assert f"Command: `{s['command']}`" in md
-    for row in ("dcgan", "dcgan_reference", "cgan"):
+    for row in ("dcgan", "dcgan_reference", "cgan", "cgan_reference"):
         assert table_line(md, row) in stdout  # the same table is printed
         assert f"![{row}](grids/{row}.png)" in md
     fid = data["aggregates"]["dcgan"]["metrics"]["fid"]
     assert f"{fid['mean']:.2f} ± {fid['std']:.2f}" in table_line(md, "dcgan")
     assert table_line(md, "dcgan").endswith(quality.target_cell(quality.ROWS["dcgan"], data["aggregates"]) + " |")
     assert "FID" in table_line(md, "dcgan").rsplit("|", 2)[1]
-    assert table_line(md, "cgan").rsplit("|", 2)[1].strip().startswith(("met (class acc", "missed (class acc"))
+    cgan_cell = table_line(md, "cgan").rsplit("|", 2)[1].strip()
+    assert cgan_cell == quality.target_cell(quality.ROWS["cgan"], data["aggregates"])
+    assert re.fullmatch(r"(met|missed [1-3] of 3) \(FID .+ \(ref .+; class_accuracy .+ class_accuracy_real .+\)\)",
+                        cgan_cell)  # fmt: skip
     assert table_line(md, "dcgan_reference").endswith("| reference |")
+    agg_ref = data["aggregates"]["dcgan_reference"]["metrics"]
+    plateau = quality.plateau_cell(quality.ROWS["dcgan_reference"], data["aggregates"]["dcgan_reference"])
+    assert plateau.startswith(f"{agg_ref['fid_70']['mean']:.2f} ± {agg_ref['fid_70']['std']:.2f} → ")
+    assert f"| {plateau} |" in table_line(md, "dcgan_reference")
+    assert "## Targets" in md and "| dcgan | FID ≤ 8 |" in md
     assert "FID of raw G" in table_line(md, "dcgan") and "FID of raw G" not in table_line(md, "dcgan_reference")
 
     # grids: 8 x 8 samples of 28 px with 2 px padding; CGAN one row per class
     assert png_shape(out / "grids" / "dcgan.png") == (3, 242, 242)
     assert png_shape(out / "grids" / "dcgan_reference.png") == (3, 242, 242)
     assert png_shape(out / "grids" / "cgan.png") == (3, 302, 242)
+    assert png_shape(out / "grids" / "cgan_reference.png") == (3, 302, 242)
 
     # --resume keeps the finished runs and adds only the missing one
     before = {(r["row"], r["seed"]): r for r in runs}
     quality.main(["--tiny", "--models", "dcgan", "--seeds", "0", "1", "2", "--out", str(out), "--device", "cpu",
                   "--resume"])  # fmt: skip
     resumed = json.loads((out / "quality.json").read_text())
-    assert len(resumed["runs"]) == 7
+    assert len(resumed["runs"]) == 9
     for r in resumed["runs"]:
         assert r == before.get((r["row"], r["seed"]), r)
     assert [r["seed"] for r in resumed["runs"] if r["row"] == "dcgan"] == [0, 1, 2]
@@ -164,26 +188,69 @@ def test_mean_std_and_target_cells_on_hand_made_numbers(quality):
     def metrics(**values):
         return {"metrics": {k: {"mean": v, "std": None, "n": 1} for k, v in values.items()}}
 
-    aggs = {"dcgan": metrics(fid=41.2), "wgan": metrics(fid=38.0), "sngan": metrics(fid=30.0),
-            "dcgan_reference": metrics(fid=38.0)}  # fmt: skip
-    assert quality.target_cell(rows["dcgan"], aggs) == "missed (FID 41.20 > ref 38.00)"
-    assert quality.target_cell(rows["wgan"], aggs) == "met (FID 38.00 ≤ ref 38.00)"
-    assert quality.target_cell(rows["sngan"], aggs) == "met (FID 30.00 ≤ ref 38.00)"
-    assert quality.target_cell(rows["gan"], {"gan": metrics(fid=10.0)}) == "not judged (dcgan_reference_mnist not run)"
+    def mstd(**values):  # (mean, std) per metric
+        return {"metrics": {k: {"mean": m, "std": sd, "n": 3} for k, (m, sd) in values.items()}}
+
+    aggs = {"dcgan": metrics(fid=41.2), "dcgan_reference": metrics(fid=38.0), "wgan": metrics(fid=38.0),
+            "wgan_reference": mstd(fid=(36.0, 2.5)), "sngan": metrics(fid=30.0),
+            "sngan_reference": mstd(fid=(25.0, 1.0))}  # fmt: skip
+    # FID ≤ ref mean + std (a one-seed std counts as 0) and ≤ 1.10 × ref mean; dcgan also FID ≤ 8
+    assert quality.target_cell(rows["dcgan"], aggs) == (
+        "missed 2 of 3 (FID 41.20 > 38.00 (ref 38.00 + 0.00); FID 41.20 ≤ 41.80 (1.10 × ref 38.00); FID 41.20 > 8.00)"
+    )
+    assert quality.target_cell(rows["wgan"], aggs) == (
+        "met (FID 38.00 ≤ 38.50 (ref 36.00 + 2.50); FID 38.00 ≤ 39.60 (1.10 × ref 36.00))"
+    )
+    assert quality.target_cell(rows["sngan"], aggs) == (
+        "missed 2 of 2 (FID 30.00 > 26.00 (ref 25.00 + 1.00); FID 30.00 > 27.50 (1.10 × ref 25.00))"
+    )
+    assert quality.target_cell(rows["gan"], {"gan": metrics(fid=10.0)}) == (
+        "not judged (FID ≤ ref mean + std: gan_reference not run; FID ≤ 1.10 × ref mean: gan_reference not run)"
+    )
     assert quality.target_cell(rows["dcgan_reference"], aggs) == "reference"
-    assert quality.target_cell(rows["cgan"], {"cgan": metrics(class_accuracy=0.961, class_accuracy_real=0.88)}) == (
-        "met (class acc 96.1% ≥ 95.0%)"
-    )
-    assert quality.target_cell(rows["cgan"], {"cgan": metrics(class_accuracy=0.712, class_accuracy_real=0.88)}) == (
-        "missed (class acc 71.2% < 95.0%; real images: 88.0%)"
-    )
+    cgan = {"cgan_reference": metrics(fid=21.0)}
+    assert quality.target_cell(rows["cgan"], {**cgan, "cgan": metrics(fid=20.0, class_accuracy=0.961,
+                                                                      class_accuracy_real=0.88)}) == (
+        "met (FID 20.00 ≤ 21.00 (ref 21.00 + 0.00); FID 20.00 ≤ 23.10 (1.10 × ref 21.00); "
+        "class_accuracy 96.1% ≥ 79.2% (0.9 × class_accuracy_real 88.0%))"
+    )  # fmt: skip
+    assert quality.target_cell(rows["cgan"], {**cgan, "cgan": metrics(fid=20.0, class_accuracy=0.712,
+                                                                      class_accuracy_real=0.88)}) == (
+        "missed 1 of 3 (FID 20.00 ≤ 21.00 (ref 21.00 + 0.00); FID 20.00 ≤ 23.10 (1.10 × ref 21.00); "
+        "class_accuracy 71.2% < 79.2% (0.9 × class_accuracy_real 88.0%))"
+    )  # fmt: skip
     assert quality.target_cell(rows["cyclegan"], {"cyclegan": metrics(a2b_target_rate=0.95, b2a_target_rate=0.85)}) == (
-        "missed (sneaker→boot 95.0% ≥ 90.0%, boot→sneaker 85.0% < 90.0%)"
+        "missed 1 of 2 (a2b_target_rate 95.0% ≥ 90.0%; b2a_target_rate 85.0% < 90.0%)"
     )
-    assert quality.target_cell(rows["stargan"], {"stargan": metrics(colour_accuracy=0.9)}) == (
-        "met (colour acc 90.0% ≥ 90.0%)"
+    assert quality.target_cell(rows["stargan"], {"stargan": metrics(colour_accuracy=0.96, inverted_accuracy=0.9,
+                                                                     l1_to_truth=0.2, l1_identity=0.5)}) == (
+        "met (colour_accuracy 96.0% ≥ 95.0%; inverted_accuracy 90.0% ≥ 90.0%; l1_to_truth 0.200 < 0.500 "
+        "(1 × l1_identity 0.500))"
+    )  # fmt: skip
+    assert quality.target_cell(rows["stargan"], {"stargan": metrics(colour_accuracy=0.94, inverted_accuracy=0.9,
+                                                                     l1_to_truth=0.5, l1_identity=0.5)}) == (
+        "missed 2 of 3 (colour_accuracy 94.0% < 95.0%; inverted_accuracy 90.0% ≥ 90.0%; l1_to_truth 0.500 ≥ 0.500 "
+        "(1 × l1_identity 0.500))"
+    )  # fmt: skip
+    pix2pix = metrics(classifier_acc_outputs=0.85, classifier_acc_real=0.9, l1=0.2, l1_identity=0.5)
+    assert quality.target_cell(rows["pix2pix"], {"pix2pix": pix2pix}) == (
+        "met (classifier_acc_outputs 85.0% ≥ 81.0% (0.9 × classifier_acc_real 90.0%); l1 0.200 ≤ 0.250 "
+        "(0.5 × l1_identity 0.500))"
+    )  # fmt: skip
+    assert quality.target_cell(rows["pix2pix"], {}) == (
+        "not judged (class acc of outputs ≥ 90% of real: no classifier_acc_outputs; L1 to truth ≤ ½ identity's: no l1)"
     )
-    assert quality.target_cell(rows["pix2pix"], {}) == "not judged (no class acc of outputs)"
+
+    # the plateau column: FID at 70% → at 100% of the budget, flat within 10%
+    ref_row = rows["dcgan_reference"]
+    assert quality.plateau_cell(ref_row, mstd(fid_70=(10.0, 1.0), fid=(9.5, 0.5))) == (
+        "10.00 ± 1.00 → 9.50 ± 0.50 (-5.0%, flat)"
+    )
+    assert quality.plateau_cell(ref_row, mstd(fid_70=(10.0, 1.0), fid=(8.0, 0.5))) == (
+        "10.00 ± 1.00 → 8.00 ± 0.50 (-20.0%, still moving)"
+    )
+    assert quality.plateau_cell(ref_row, mstd(fid=(8.0, 0.5))) == "—"
+    assert quality.plateau_cell(rows["dcgan"], mstd(fid_70=(1.0, 0.0), fid=(1.0, 0.0))) == ""
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -192,6 +259,9 @@ def test_mean_std_and_target_cells_on_hand_made_numbers(quality):
     (["--seeds", "0", "0"], "--seeds repeats a seed: [0, 0]"),
     (["--eval-samples", "1"], "--eval-samples must be at least 2"),
     (["--steps", "0"], "--steps must be at least 1"),
+    (["--curve", "100", "0"], "--curve steps must be at least 1, got [100, 0]"),
+    (["--data-dir", "/nonexistent/fashion"], "--data-dir /nonexistent/fashion is not a folder"),
+    (["--preset", "cpu", "--quick"], "argument --quick: not allowed with argument --preset"),
 ])  # fmt: skip
 def test_bad_arguments_exit_2_with_one_clear_line(quality, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -229,6 +299,161 @@ def test_tiny_translation_rows_score_and_judge_their_targets(quality, tmp_path):
     for row in runs:
         cell = table_line(md, row).rsplit("|", 2)[1].strip()
         assert cell == quality.target_cell(quality.ROWS[row], data["aggregates"])
-        assert cell.startswith(("met (", "missed ("))
+        assert re.fullmatch(r"(met|missed [1-3] of [23]) \(.+\)", cell), cell
         _, h, w = png_shape(out / "grids" / f"{row}.png")  # rows of input | output | target (| ...), 32 px items
         assert (h - 2) % 34 == 0 and (w - 2) % 34 == 0 and h >= 8 * 34 + 2 and w >= 3 * 34 + 2
+
+
+# ------------------------------------------------------------------------------------------------ the references
+FORBIDDEN = ("gan_modules",)  # the networks, variants, losses, penalties and base loop all live there
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module an ``import``/``from ... import`` statement of ``source`` names (anywhere in the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(("." * node.level) + (node.module or ""))
+            names |= {f"{node.module}.{alias.name}" for alias in node.names if node.module}
+    return names
+
+
+def test_references_import_nothing_of_our_package():
+    source = (ROOT / "benchmarks" / "references.py").read_text()
+    bad = sorted(n for n in imported_modules(source) if n.split(".")[0] in FORBIDDEN or n.startswith("."))
+    assert bad == [], f"benchmarks/references.py imports {bad}: a reference must not share code with our modules"
+    assert "__import__" not in source and "importlib" not in source  # no import by another route
+    # the scan itself finds imports of our networks and variants, at any depth
+    planted = "import torch\ndef f():\n    from gan_modules.nets import DCGANGenerator\nimport gan_modules.wgan_gp\n"
+    assert {"gan_modules.nets", "gan_modules.nets.DCGANGenerator", "gan_modules.wgan_gp"} <= imported_modules(planted)
+
+
+def test_reference_registry_covers_every_image_gan_row(quality, references):
+    assert set(references.REFERENCES) == {"gan", "dcgan", "cgan", "wgan", "wgan_gp", "sngan"}
+    for name in references.REFERENCES:
+        module_row, ref_row = quality.ROWS[name], quality.ROWS[f"{name}_reference"]
+        assert (ref_row.kind, ref_row.reference_of, ref_row.config) == ("reference", name, module_row.config)
+        assert module_row.reference == ref_row.name
+        assert [t.of for t in module_row.targets[:2]] == ["ref+std", "ref"]
+        assert module_row.targets[1].factor == pytest.approx(1.10, abs=1e-12)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_reference_dcgan_nets_are_the_official_64px_ones(references):
+    """pytorch/examples dcgan/main.py at its defaults (nz 100, ngf = ndf = 64, nc 3, 64 px): G has 3,576,704 and D
+    2,765,568 parameters (no conv biases; BatchNorm weight and bias per channel)."""
+    s = references.Settings(image_size=64, channels=3, latent_dim=100, ngf=64, ndf=64)
+    pair = references.DCGANPair(s)
+    assert n_params(pair.g) == 3_576_704 and n_params(pair.d) == 2_765_568
+    convs = [m for m in pair.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(convs) == 10 and all(m.bias is None for m in convs)
+    g_std = torch.cat([m.weight.flatten() for m in pair.g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]).std()
+    assert g_std.item() == pytest.approx(0.02, rel=0.02)  # weights_init: N(0, 0.02)
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan", "cgan", "wgan", "wgan_gp", "sngan"])
+@pytest.mark.parametrize("size", [28, 32])
+def test_reference_nets_map_noise_to_images_and_images_to_one_logit(references, name, size):
+    s = references.Settings(image_size=size, channels=1, num_classes=10, latent_dim=12, ngf=4, ndf=4,
+                            g_hidden=(16, 16), d_hidden=(16, 8), d_norm="layer" if name == "wgan_gp" else "batch")
+    torch.manual_seed(0)
+    pair = references.REFERENCES[name].build(s)
+    y = torch.arange(6) % 10
+    images = pair.generate(torch.randn(6, 12), y)
+    assert images.shape == (6, 1, size, size) and images.abs().max() <= 1.0
+    assert pair.discriminate(images, y).shape == (6,)
+    assert n_params(pair.g) + n_params(pair.d) == n_params(pair)  # G and D split the parameters
+
+
+def test_reference_layernorm_is_tflibs_and_sngan_has_spectral_norm_everywhere_in_d(references):
+    torch.manual_seed(0)
+    ln = references.LayerNormCHW(5)
+    with torch.no_grad():
+        ln.scale.copy_(torch.rand(5) + 0.5)
+        ln.offset.copy_(torch.randn(5))
+    x = torch.randn(4, 5, 3, 3) * 3 + 1
+    expected = torch.nn.functional.group_norm(x, 1, ln.scale, ln.offset, eps=1e-5)  # normalize over (C, H, W)
+    torch.testing.assert_close(ln(x), expected, rtol=1e-5, atol=1e-5)
+    d = references.SNGANDiscriminator(references.Settings(image_size=32, channels=3, ndf=8))
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 8  # Table 3: 7 convs and the dense layer
+    assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan", "cgan", "wgan", "wgan_gp", "sngan"])
+def test_reference_settings_from_the_config_file_equal_the_modules_hyperparameters(quality, name):
+    """The reference reads the YAML itself (not through our CLI); with the same preset it must land on the values
+    the module was built with."""
+    row, overrides = quality.ROWS[name], quality.CPU[name]
+    model, dm = quality.build(row, overrides, 0, quality.CACHE_DIR)
+    config = quality.config_with_overrides(row, overrides)
+    s = quality.reference_settings(name, config, quality.datamodule_from_config(config, 0))
+    hp = model.hparams
+    assert (s.image_size, s.channels, s.latent_dim) == (hp.image_size, hp.channels, hp.latent_dim)
+    assert quality.datamodule_from_config(config, 0).batch_size == dm.batch_size
+    assert config["model"]["init_args"]["max_generator_steps"] == hp.max_generator_steps
+    if name == "gan":
+        assert (list(s.g_hidden), list(s.d_hidden), s.d_dropout) == (list(hp.g_hidden), list(hp.d_hidden),
+                                                                      hp.d_dropout)  # fmt: skip
+    else:
+        assert (s.ngf, s.ndf) == (hp.ngf, hp.ndf)
+    for key in ("n_critic", "weight_clip", "penalty_weight", "g_norm", "d_norm", "warmup_critic_steps",
+                "warmup_generator_steps", "critic_boost_every", "n_power_iterations", "num_classes"):
+        if key in hp and hp[key] is not None:
+            assert getattr(s, key) == hp[key], key
+    for index, spec in enumerate((s.optimizer_g, s.optimizer_d)):
+        opt = model._optimizer_factories[index]
+        cls = next(a for a in opt.args if isinstance(a, type)) if opt.args else opt.func
+        assert spec[0] == cls.__name__
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+        for k, v in opt.keywords.items():  # what the reference sets is the module's; the rest is torch's default
+            mine = spec[1].get(k, defaults[k])
+            assert (tuple(mine) if isinstance(mine, (list, tuple)) else mine) == (
+                tuple(v) if isinstance(v, (list, tuple)) else v
+            ), k
+
+
+def test_reference_settings_refuse_a_config_the_reference_does_not_implement(quality):
+    config = quality.config_with_overrides(quality.ROWS["dcgan"], {"model.init_args.loss": "hinge"})
+    dm = quality.datamodule_from_config(config, 0)
+    with pytest.raises(SystemExit, match=r"dcgan_reference implements loss='non_saturating', but the config has "
+                                         r"loss='hinge'"):  # fmt: skip
+        quality.reference_settings("dcgan", config, dm)
+
+
+def test_reference_evaluation_inputs_are_the_modules(quality):
+    """The same z (and classes) for a module and its reference: ``predict_step``'s per-image seeds and cycling
+    classes for FID, ``class_inputs`` for the class accuracy."""
+    model, _ = quality.build(quality.ROWS["cgan"], quality.TINY["cgan"], 0, quality.CACHE_DIR)
+    model.hparams.sample_seed = quality.EVAL_SEED
+    z = quality.eval_noise(7, model.hparams.latent_dim)
+    expected = torch.cat([model.sample_inputs(1, seed=quality.EVAL_SEED + i)["z"] for i in range(7)])
+    torch.testing.assert_close(z, expected, rtol=0, atol=0)
+    assert quality.cycling_labels(13, 10).tolist() == [*range(10), 0, 1, 2]
+    zb, yb = quality.class_balanced_inputs(3, 10, model.hparams.latent_dim, quality.EVAL_SEED)
+    inputs = model.class_inputs(3, seed=quality.EVAL_SEED)
+    torch.testing.assert_close(zb, inputs["z"], rtol=0, atol=0)
+    assert yb.tolist() == inputs["y"].tolist()
+
+
+def test_merge_joins_parallel_runs_into_one_report(quality, tmp_path):
+    parts = []
+    for seed in (0, 1):
+        out = tmp_path / f"part{seed}"
+        quality.main(["--tiny", "--models", "dcgan_reference", "--seeds", str(seed), "--out", str(out),
+                      "--device", "cpu"])  # fmt: skip
+        parts.append(out / "quality.json")
+    merged = quality.main(["--merge", *map(str, parts), "--out", str(tmp_path / "all")])
+    assert sorted((r["row"], r["seed"]) for r in merged["runs"]) == [("dcgan_reference", 0), ("dcgan_reference", 1)]
+    fids = [json.loads(p.read_text())["runs"][0]["metrics"]["fid"] for p in parts]
+    agg = merged["aggregates"]["dcgan_reference"]["metrics"]["fid"]
+    assert agg["mean"] == pytest.approx(np.mean(fids)) and agg["std"] == pytest.approx(np.std(fids, ddof=1))
+    assert (tmp_path / "all" / "grids" / "dcgan_reference.png").read_bytes() == (
+        tmp_path / "part0" / "grids" / "dcgan_reference.png"
+    ).read_bytes()
+    assert "| dcgan_reference |" in (tmp_path / "all" / "RESULTS.md").read_text()
