@@ -31,7 +31,8 @@ class Pix2Pix(TranslationModule):
         depth: U-Net downsamplings (None: to a 1×1 bottleneck, log2(image_size): U-Net-256 at 256 px).
         g_norm: ``batch`` (reference) or ``instance``; also ``d_norm`` for D.
         d_norm: see ``g_norm``.
-        n_dropout: decoder blocks with dropout 0.5 (3).
+        n_dropout: decoder blocks with dropout 0.5; None: the reference's ``max(0, depth − 5)`` (3 for U-Net-256, 2 at
+            128 px, none at 32 px; junyanz ``models/networks.py`` ``UnetGenerator``: ``for i in range(num_downs - 5)``).
         lambda_l1: weight of the L1 term (100).
         direction: ``AtoB`` (source → target) or ``BtoA``.
         loss: adversarial objective (``non_saturating`` = BCE with logits, the paper's vanilla GAN).
@@ -39,7 +40,7 @@ class Pix2Pix(TranslationModule):
     """
 
     def __init__(self, ngf: int = 64, ndf: int = 64, depth: int | None = None, g_norm: str = "batch",
-                 d_norm: str = "batch", n_dropout: int = 3, lambda_l1: float = 100.0,
+                 d_norm: str = "batch", n_dropout: int | None = None, lambda_l1: float = 100.0,
                  direction: Literal["AtoB", "BtoA"] = "AtoB", loss: str = "non_saturating", **kwargs: Any):
         super().__init__(loss=loss, **kwargs)
         hp = self.hparams

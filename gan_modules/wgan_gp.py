@@ -45,7 +45,9 @@ class WGANGP(ImageGAN):
             d = DCGANDiscriminator(hp.channels, hp.image_size, ndf, d_norm)
         elif arch == "resnet":
             g = ResNetGenerator(hp.latent_dim, hp.channels, hp.image_size, ngf)
-            d = ResNetDiscriminator(hp.channels, hp.image_size, ndf)
+            # the paper's critic: global mean pooling and a biased linear head (igul222/improved_wgan_training
+            # gan_cifar_resnet.py l.172), unlike SNGAN's sum
+            d = ResNetDiscriminator(hp.channels, hp.image_size, ndf, pooling="mean", head_bias=True)
         else:
             raise ConfigError(f"unknown WGAN-GP arch {arch!r}: choose dcgan or resnet")
         self.finish_setup(g, d)

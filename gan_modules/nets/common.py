@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def check_image_size(name: str, image_size: int, supported: tuple[int, ...]) -> None:
     """Raises one clear line when ``image_size`` is not one the architecture was built for."""
     if image_size not in supported:
-        raise ValueError(
+        raise ConfigError(
             f"{name} does not support image_size={image_size}; supported sizes: {', '.join(map(str, supported))} "
             "(resize your data with --data.image_size)"
         )
@@ -16,7 +18,7 @@ def check_image_size(name: str, image_size: int, supported: tuple[int, ...]) -> 
 
 def check_channels(name: str, channels: int) -> None:
     if channels not in (1, 3):
-        raise ValueError(f"{name} supports 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
+        raise ConfigError(f"{name} supports 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
 
 
 def dcgan_init_(module: nn.Module, std: float = 0.02) -> nn.Module:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .common import check_channels, check_image_size, dcgan_init_
 from .dcgan import SUPPORTED_SIZES, _base_and_blocks, discriminator_trunk
 
@@ -32,7 +33,7 @@ class LabelEncoder(nn.Module):
     def __init__(self, num_classes: int, encoding: LabelEncoding = "onehot", embed_dim: int = 50):
         super().__init__()
         if encoding not in ("onehot", "embedding"):
-            raise ValueError(f"unknown label encoding {encoding!r}: choose onehot or embedding")
+            raise ConfigError(f"unknown label encoding {encoding!r}: choose onehot or embedding")
         self.num_classes = num_classes
         self.embedding = nn.Embedding(num_classes, embed_dim) if encoding == "embedding" else None
         self.dim = embed_dim if self.embedding is not None else num_classes

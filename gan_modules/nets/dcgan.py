@@ -13,6 +13,7 @@ import math
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .common import check_channels, check_image_size, dcgan_init_
 
 SUPPORTED_SIZES = (28, 32, 64, 128)
@@ -32,7 +33,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}: choose one of batch, layer, instance, none")
+    raise ConfigError(f"unknown norm {kind!r}: choose one of batch, layer, instance, none")
 
 
 def discriminator_trunk(in_channels: int, ndf: int, blocks: int, norm: str) -> tuple[nn.Sequential, int]:

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 #: z dimension (``nvis: 100``, mnist.yaml l.30).
 NOISE_DIM = 100
 #: half-width of the uniform noise: U(-√3, √3) has unit variance (adversarial/__init__.py l.207-208).
@@ -93,7 +95,7 @@ class GoodfellowGenerator(nn.Module):
         self.out = _uniform_(nn.Linear(hidden[-1], out), irange)  # pylearn2 Sigmoid layer
         if output_bias is not None:
             if output_bias.numel() != out:
-                raise ValueError(f"output_bias needs {out} values (C·H·W), got {output_bias.numel()}")
+                raise ConfigError(f"output_bias needs {out} values (C·H·W), got {output_bias.numel()}")
             with torch.no_grad():
                 self.out.bias.copy_(output_bias.flatten())
 
@@ -125,7 +127,7 @@ class MaxoutDiscriminator(nn.Module):
         super().__init__()
         for name, p in (("input_include_prob", input_include_prob), ("hidden_include_prob", hidden_include_prob)):
             if not 0 < p <= 1:
-                raise ValueError(f"{name} must be in (0, 1] (the probability of keeping a unit), got {p}")
+                raise ConfigError(f"{name} must be in (0, 1] (the probability of keeping a unit), got {p}")
         layers: list[nn.Module] = [nn.Dropout(1 - input_include_prob)]  # keep p, scale 1/p (yaml: .8 and 1.25)
         width = math.prod(image_shape)
         for i in range(n_hidden):

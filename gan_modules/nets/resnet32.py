@@ -40,6 +40,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .common import check_channels, check_image_size
 
 SUPPORTED_SIZES = (28, 32, 48, 64)
@@ -141,7 +142,7 @@ class ResNetDiscriminator(nn.Module):
         check_image_size("ResNetDiscriminator", image_size, SUPPORTED_SIZES)
         check_channels("ResNetDiscriminator", channels)
         if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}: choose sum (sngan_projection) or mean (WGAN-GP)")
+            raise ConfigError(f"unknown pooling {pooling!r}: choose sum (sngan_projection) or mean (WGAN-GP)")
         self.pooling = pooling
         self.blocks = nn.Sequential(
             DiscriminatorBlock(channels, ndf, down=True, first=True),

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .common import dcgan_init_
 
 
@@ -140,7 +141,7 @@ class StarGANDiscriminator(nn.Module):
         super().__init__()
         repeat = stargan_d_repeat(image_size) if repeat is None else repeat
         if image_size % 2**repeat:
-            raise ValueError(f"StarGANDiscriminator with {repeat} strided convs needs image_size divisible by "
+            raise ConfigError(f"StarGANDiscriminator with {repeat} strided convs needs image_size divisible by "
                              f"{2**repeat}, got {image_size}")
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.01)]
         c = ndf

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .common import dcgan_init_
 
 NORMS = ("batch", "instance", "none")
@@ -19,19 +20,19 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+    raise ConfigError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
 
 
 def unet_depth(image_size: int) -> int:
     """Downsamplings for ``image_size``: to a 1×1 bottleneck at powers of two (8 = U-Net-256, 7 = U-Net-128, 5 at
     32 px), else as many halvings as divide the size (2 at 28 px)."""
     if image_size < 4:
-        raise ValueError(f"UNetGenerator needs image_size >= 4, got {image_size}")
+        raise ConfigError(f"UNetGenerator needs image_size >= 4, got {image_size}")
     depth = 0
     while depth < 8 and image_size % 2 ** (depth + 1) == 0 and image_size // 2 ** (depth + 1) >= 1:
         depth += 1
     if depth < 2:
-        raise ValueError(f"UNetGenerator needs image_size divisible by 4 (powers of two are best), got {image_size}")
+        raise ConfigError(f"UNetGenerator needs image_size divisible by 4 (powers of two are best), got {image_size}")
     return depth
 
 
@@ -73,7 +74,7 @@ class UNetGenerator(nn.Module):
                  norm: str = "batch", n_dropout: int | None = None):
         super().__init__()
         if depth < 2:
-            raise ValueError(f"UNetGenerator needs depth >= 2, got {depth}")
+            raise ConfigError(f"UNetGenerator needs depth >= 2, got {depth}")
         self.depth = depth
         bias = norm != "batch"  # BatchNorm has its own shift (reference: use_bias = norm is InstanceNorm)
         widths = [ngf * min(2**i, 8) for i in range(depth)]
@@ -88,7 +89,7 @@ class UNetGenerator(nn.Module):
         if n_dropout is None:
             n_dropout = reference_dropout_blocks(depth)
         elif n_dropout < 0:
-            raise ValueError(f"UNetGenerator needs n_dropout >= 0 (or None for the reference's depth − 5), got {n_dropout}")
+            raise ConfigError(f"UNetGenerator needs n_dropout >= 0 (or None for the reference's depth − 5), got {n_dropout}")
         n_dropout = min(n_dropout, depth - 2)
         self.n_dropout = n_dropout
         for i in range(depth):
