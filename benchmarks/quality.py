@@ -309,8 +309,8 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "wgan_gp": {"latent_dim": 100, "loss": "wasserstein", "n_critic": 5, "penalty": "gradient_penalty",
                 "penalty_weight": 10.0, "arch": "dcgan", "g_norm": "batch", "d_norm": "layer",
                 "optimizer": ("Adam", {"lr": 1e-4, "betas": (0.0, 0.9)})},
-    "sngan": {"latent_dim": 128, "loss": "hinge", "n_critic": 5, "arch": "cnn", "n_power_iterations": 1,
-              "optimizer": ("Adam", {"lr": 2e-4, "betas": (0.0, 0.9)})},
+    "sngan": {"latent_dim": 128, "loss": "non_saturating", "n_critic": 1, "arch": "cnn", "n_power_iterations": 1,
+              "optimizer": ("Adam", {"lr": 2e-4, "betas": (0.5, 0.999)})},
 }  # fmt: skip
 #: what each reference implements; a config asking for something else is refused (the reference would not be one).
 REFERENCE_REQUIRES: dict[str, dict[str, Any]] = {
@@ -320,7 +320,7 @@ REFERENCE_REQUIRES: dict[str, dict[str, Any]] = {
              "spectral_norm": False},
     "wgan": {"loss": "wasserstein"},
     "wgan_gp": {"loss": "wasserstein", "penalty": "gradient_penalty", "arch": "dcgan"},
-    "sngan": {"loss": "hinge", "arch": "cnn"},
+    "sngan": {"arch": "cnn"},
 }  # fmt: skip
 
 

@@ -69,6 +69,8 @@ class Settings:
         critic_boost_every: WGAN: every this many generator steps, ``warmup_critic_steps`` again (0: never).
         penalty_weight: WGAN-GP's λ.
         n_power_iterations: SNGAN's power iterations per forward pass.
+        loss: SNGAN's objective: ``non_saturating`` (softplus, the standard-CNN results: chainer-gan-lib
+            ``stdgan/updater.py``) or ``hinge`` (sngan_projection ``updater.py``).
     """
 
     image_size: int = 28
@@ -91,6 +93,7 @@ class Settings:
     critic_boost_every: int = 500
     penalty_weight: float = 10.0
     n_power_iterations: int = 1
+    loss: str = "non_saturating"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -464,7 +467,8 @@ def train_wgan_gp(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps:
             opt_d.step()
         for p in pair.d.parameters():
             p.requires_grad_(False)
-        loss_g = -pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device))).mean()
+        d_fake = pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device)))
+        loss_g = -d_fake.mean() if hinge else F.softplus(-d_fake).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -475,17 +479,20 @@ def train_wgan_gp(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps:
 
 def train_sngan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: int, device: torch.device,
                 hook: StepHook) -> None:
-    """pfnet-research/sngan_projection ``updater.py`` ``Updater.update_core`` (loss_type hinge): per iteration, first
-    one G step on -mean(D(G(z))), then n_dis D steps, each on a new batch and fresh fakes, minimizing
-    mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))). G's batch is the data batch size here (the updater's
-    ``n_gen_samples`` is a separate setting)."""
+    """pfnet-research/chainer-gan-lib ``stdgan/updater.py`` ``Updater.update_core`` (the standard-CNN results,
+    ``loss: non_saturating``) and pfnet-research/sngan_projection ``updater.py`` (``loss: hinge``): per iteration, first
+    one G step with fresh z (softplus(-D(G(z))), resp. -D(G(z))), then n_dis D steps, each on a new batch and fresh
+    fakes (softplus(-D(x)) + softplus(D(G(z))), resp. relu(1 - D(x)) + relu(1 + D(G(z)))), means over the batch. G's
+    batch is the data batch size here (the projection updater's ``n_gen_samples`` is a separate setting)."""
+    hinge = s.loss == "hinge"
     opt_g, opt_d = optimizers(pair, s)
     pending: Batch | None = next(batches)
     n = len(pending["image"])
     for step in range(1, steps + 1):
         for p in pair.d.parameters():
             p.requires_grad_(False)
-        loss_g = -pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device))).mean()
+        d_fake = pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device)))
+        loss_g = -d_fake.mean() if hinge else F.softplus(-d_fake).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -496,7 +503,9 @@ def train_sngan(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps: i
             real = batch["image"].to(device)
             with torch.no_grad():
                 fake = pair.generate(torch.randn(len(real), s.latent_dim, device=device))
-            loss_d = F.relu(1.0 - pair.discriminate(real)).mean() + F.relu(1.0 + pair.discriminate(fake)).mean()
+            d_real, d_fake = pair.discriminate(real), pair.discriminate(fake)
+            loss_d = (F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean() if hinge
+                      else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

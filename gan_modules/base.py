@@ -216,9 +216,21 @@ class AdversarialModule(L.LightningModule):
     def nonfinite_skips(self) -> int:
         return self.guard.skips if self.guard is not None else 0
 
-    def sampling_generator(self, use_ema: bool = True) -> nn.Module:
+    @contextlib.contextmanager
+    def sampling_from(self, use_ema: bool) -> Iterator[None]:
+        """Inside, every sampling call that does not choose (``use_ema=None``) uses the EMA copy or, with
+        ``use_ema=False``, the raw G (sample grids of the raw generator, for instance)."""
+        previous, self._use_ema_default = getattr(self, "_use_ema_default", True), use_ema
+        try:
+            yield
+        finally:
+            self._use_ema_default = previous
+
+    def sampling_generator(self, use_ema: bool | None = None) -> nn.Module:
         """The network to sample from: the EMA copy (with BatchNorm statistics of its own weights, recomputed when
-        they are stale) when there is one and ``use_ema``, else G."""
+        they are stale) when there is one and ``use_ema`` (None: see ``sampling_from``, True by default), else G."""
+        if use_ema is None:
+            use_ema = getattr(self, "_use_ema_default", True)
         if not use_ema or self.generator_ema is None:
             return self.generator
         if self._ema_statistics_step != self.generator_steps:
@@ -229,7 +241,7 @@ class AdversarialModule(L.LightningModule):
         return self.generator_ema
 
     @torch.no_grad()
-    def generate(self, inputs: dict[str, Tensor], use_ema: bool = True) -> Tensor:
+    def generate(self, inputs: dict[str, Tensor], use_ema: bool | None = None) -> Tensor:
         """Images in [-1, 1] from the (EMA) generator in eval mode; the network's mode is restored afterwards."""
         net = self.sampling_generator(use_ema)
         was_training = net.training

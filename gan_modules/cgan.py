@@ -49,6 +49,7 @@ class CGAN(ImageGAN):
             fake_labels = "uniform" if conditioning == "projection" else "data"
         super().__init__(fake_labels=fake_labels, **kwargs)
         hp = self.hparams
+        hp.update(fake_labels=fake_labels)  # the resolved value (the CLI saves the given one)
         if hp.num_classes is None or hp.num_classes < 1:
             raise ConfigError(
                 "CGAN needs class labels but num_classes is not set: use a labelled datamodule (e.g. "

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
+from .nets.common import use_batch_statistics_
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -170,16 +171,6 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
         return cls(**init_args)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"config.json's arguments do not build {class_path}: {err}") from None
-
-
-def batch_statistics(net: nn.Module) -> nn.Module:
-    """``net`` with its norm layers using the statistics of their input (the translation models' ``test_mode:
-    train`` made deterministic: dropout off), in place."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
-            m.track_running_stats = False
-            m.running_mean = m.running_var = m.num_batches_tracked = None
-    return net
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -452,7 +443,7 @@ def load_generator(path: str | Path, revision: str | None = None, map_location: 
         raise CheckpointError(f"{weights} does not fit {config['network']['class_path']}: "
                               f"{str(err).splitlines()[0]}") from None  # fmt: skip
     if config.get("norm_statistics") == "batch":
-        batch_statistics(net)
+        use_batch_statistics_(net)
     net = net.to(map_location).eval().requires_grad_(False)
     net.gan_modules_config = copy.deepcopy(config)
     return net

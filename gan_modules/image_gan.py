@@ -31,6 +31,8 @@ class ImageGAN(AdversarialModule):
 
     Args:
         latent_dim: size of the generator's noise input z.
+        noise: distribution of z: ``normal`` N(0, I), or ``uniform`` U(-√3, √3) per coordinate (unit variance; the
+            original GAN's, goodfeli/adversarial ``mnist.yaml`` l.9).
         generator_batch_multiple: the G step generates this many times the D batch (1 in most papers; 2 in the
             WGAN-GP and SNGAN ResNet reference code).
         reuse_fakes: with ``n_critic`` 1 and ``generator_batch_multiple`` 1, one generated batch per iteration serves
@@ -47,12 +49,15 @@ class ImageGAN(AdversarialModule):
     #: whether G and D take class labels (``y``)
     conditional: bool = False
 
-    def __init__(self, latent_dim: int = 100, generator_batch_multiple: int = 1, reuse_fakes: bool = True,
+    def __init__(self, latent_dim: int = 100, noise: Literal["normal", "uniform"] = "normal",
+                 generator_batch_multiple: int = 1, reuse_fakes: bool = True,
                  fake_labels: Literal["data", "uniform"] = "data", standing_batches: int = 16,
                  standing_batch_size: int = 64, **kwargs: Any):
         super().__init__(**kwargs)
         if latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
+        if noise not in ("normal", "uniform"):
+            raise ConfigError(f"noise must be 'normal' (N(0, I)) or 'uniform' (U(-√3, √3)^d), got {noise!r}")
         if generator_batch_multiple < 1:
             raise ConfigError(f"generator_batch_multiple must be >= 1, got {generator_batch_multiple}")
         if fake_labels not in ("data", "uniform"):
@@ -78,6 +83,12 @@ class ImageGAN(AdversarialModule):
         hp = self.hparams
         return bool(hp.reuse_fakes) and self.critic_steps() == 1 and hp.generator_batch_multiple == 1
 
+    def draw_noise(self, ctx: StepContext, n: int) -> Tensor:
+        """z for ``n`` samples from this iteration's stream, in the configured distribution."""
+        if self.hparams.noise == "uniform":
+            return (2 * ctx.rand(n, self.hparams.latent_dim) - 1) * math.sqrt(3.0)
+        return ctx.randn(n, self.hparams.latent_dim)
+
     def draw_labels(self, ctx: StepContext, n: int) -> Tensor | None:
         """Labels of ``n`` generated images: None (unconditional), the batch's (repeated) or uniform draws."""
         if not self.conditional:
@@ -90,7 +101,7 @@ class ImageGAN(AdversarialModule):
     def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
         ctx = super().make_context(batch, generator_step)
         n = batch["image"].shape[0]
-        ctx["z"], ctx["y"] = ctx.randn(n, self.hparams.latent_dim), self.draw_labels(ctx, n)
+        ctx["z"], ctx["y"] = self.draw_noise(ctx, n), self.draw_labels(ctx, n)
         if generator_step and self.reuses_fakes:  # one G forward for both steps, its graph kept for the G step
             ctx["fake"] = self.generator(**self.generator_inputs(ctx["z"], ctx["y"]))
         return ctx
@@ -114,7 +125,7 @@ class ImageGAN(AdversarialModule):
         else:
             n = batch["image"].shape[0] * self.hparams.generator_batch_multiple
             labels = self.draw_labels(ctx, n)
-            fake = self.generator(**self.generator_inputs(ctx.randn(n, self.hparams.latent_dim), labels))
+            fake = self.generator(**self.generator_inputs(self.draw_noise(ctx, n), labels))
         loss = self.adversarial_loss.generator(self.discriminate(fake, labels))
         return loss, {"loss_g": loss.detach()}
 
@@ -130,12 +141,18 @@ class ImageGAN(AdversarialModule):
     def sample_inputs(self, n: int, seed: int | None = None) -> dict[str, Tensor]:
         """Generator inputs for ``n`` samples; ``seed`` makes them reproducible (fixed-noise grids). Conditional
         variants cycle the labels through the classes (``i % num_classes``), so any n is balanced."""
-        if seed is None:
-            z = torch.randn(n, self.hparams.latent_dim, device=self.device)
-        else:
-            z = torch.randn(n, self.hparams.latent_dim, generator=torch.Generator().manual_seed(seed)).to(self.device)
+        z = self.seeded_noise(n, seed)
         y = torch.arange(n, device=self.device) % self.hparams.num_classes if self.conditional else None
         return self.generator_inputs(z, y)
+
+    def seeded_noise(self, n: int, seed: int | None = None) -> Tensor:
+        """z for ``n`` samples on the model's device, from ``seed`` (drawn on the CPU: the same on every device) or,
+        when None, from the global RNG."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        shape = (n, self.hparams.latent_dim)
+        z = (2 * torch.rand(shape, generator=gen) - 1) * math.sqrt(3.0) if self.hparams.noise == "uniform" else \
+            torch.randn(shape, generator=gen)
+        return z.to(self.device)
 
     def standing_inputs(self) -> Iterator[dict[str, Tensor]]:
         """Fixed inputs (seeded apart from the grids' ``sample_seed``) for the EMA's BatchNorm statistics."""
@@ -163,8 +180,7 @@ class ImageGAN(AdversarialModule):
     # Evaluation: the discriminator's view of held-out real images vs generated ones.
     def evaluation_inputs(self, batch: Batch) -> dict[str, Tensor]:
         """Generator inputs matching a held-out batch (conditional variants reuse its labels)."""
-        n = batch["image"].shape[0]
-        z = torch.randn(n, self.hparams.latent_dim, device=self.device)
+        z = self.seeded_noise(batch["image"].shape[0])
         return self.generator_inputs(z, batch.get("label") if self.conditional else None)
 
     @torch.no_grad()

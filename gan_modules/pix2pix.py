@@ -36,13 +36,18 @@ class Pix2Pix(TranslationModule):
         lambda_l1: weight of the L1 term (100).
         direction: ``AtoB`` (source → target) or ``BtoA``.
         loss: adversarial objective (``non_saturating`` = BCE with logits, the paper's vanilla GAN).
+        test_mode: ``train`` (the default): at test time dropout stays on and BatchNorm uses the test batch's
+            statistics, as the paper (§3.3: "we apply dropout at test time, and we apply batch normalization using the
+            statistics of the test batch") and the reference's ``test.py`` without ``--eval``; ``eval`` is the
+            deterministic alternative (running statistics, no dropout).
         **kwargs: see :class:`~gan_modules.translation.TranslationModule`.
     """
 
     def __init__(self, ngf: int = 64, ndf: int = 64, depth: int | None = None, g_norm: str = "batch",
                  d_norm: str = "batch", n_dropout: int | None = None, lambda_l1: float = 100.0,
-                 direction: Literal["AtoB", "BtoA"] = "AtoB", loss: str = "non_saturating", **kwargs: Any):
-        super().__init__(loss=loss, **kwargs)
+                 direction: Literal["AtoB", "BtoA"] = "AtoB", loss: str = "non_saturating",
+                 test_mode: Literal["eval", "train"] = "train", **kwargs: Any):
+        super().__init__(loss=loss, test_mode=test_mode, **kwargs)
         hp = self.hparams
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")

@@ -48,9 +48,10 @@ class SNGAN(ImageGAN):
         if arch not in self.ARCH_DEFAULTS:
             raise ConfigError(f"unknown SNGAN arch {arch!r}: choose cnn or resnet")
         arch_loss, arch_critic, betas = self.ARCH_DEFAULTS[arch]
-        loss = arch_loss if loss is None else loss  # resolved before save_hyperparameters reads this frame
+        loss = arch_loss if loss is None else loss
         n_critic = arch_critic if n_critic is None else n_critic
         super().__init__(loss=loss, n_critic=n_critic, latent_dim=latent_dim, **kwargs)
+        self.hparams.update(loss=loss, n_critic=n_critic)  # the resolved values (the CLI saves the given ones)
         self.default_optimizer = {**type(self).default_optimizer, "betas": betas}
         if n_power_iterations < 1:
             raise ConfigError(f"n_power_iterations must be >= 1, got {n_power_iterations}")

@@ -48,9 +48,14 @@ class StarGAN(TranslationModule):
     """One generator for many domains: G(x, c) with the target label ``c`` tiled as input channels; D with a PatchGAN
     source head (real/fake) and a domain-classification head. WGAN-GP adversarial loss (λ_gp 10, one interpolation
     weight per sample), λ_cls 1, λ_rec 10 (cycle reconstruction G(G(x, c'), c) ≈ x), G every 5th D step, Adam 1e-4
-    β (0.5, 0.999), batch 16. Target labels are the batch's own labels shuffled. No default LR schedule (the
-    reference decays linearly over its last 100k of 200k D iterations: set ``n_epochs``/``n_epochs_decay`` with
-    ``lr_scheduler_interval: generator_step``).
+    β (0.5, 0.999), batch 16. Target labels are the batch's own labels shuffled, drawn once per iteration.
+
+    Learning rate: the paper (§4.1) keeps it constant for the first 100k of 200k D iterations and then "linearly decays
+    the learning rate to 0 over the next 100k". The reference code (yunjey/stargan ``solver.py``, ``train``) instead
+    subtracts ``lr / num_iters_decay`` = lr/1e5 every ``lr_update_step`` = 1,000 iterations of the last 100k, so its LR
+    ends at 99.9% of the start: practically constant. We follow the paper: no schedule by default (short runs), and
+    ``configs/stargan_celeba.yaml`` sets ``n_epochs``/``n_epochs_decay`` in generator steps (20k + 20k = the paper's
+    100k + 100k D iterations at n_critic 5) with ``lr_scheduler_interval: generator_step``.
 
     Batches: ``image`` (N, C, H, W) in [-1, 1] and ``label``: a float 0/1 attribute vector (N, c_dim)
     (``label_type: multi_label``, CelebA) or a class index (N,) (``single_label``, folder-per-domain).

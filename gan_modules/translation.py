@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from ._compat import NORM_BASE
 from .base import AdversarialModule
 from .context import Batch
 from .errors import ConfigError
+from .nets.common import use_batch_statistics_
 
 
 def reference_scales(loss: str) -> tuple[float, float]:
@@ -120,12 +120,7 @@ def inference_mode(net: nn.Module, mode: str) -> Iterator[nn.Module]:
 def batch_statistics_copy(net: nn.Module) -> nn.Module:
     """A copy of ``net`` in eval mode whose norm layers always use the statistics of their input (no running stats):
     the deterministic equivalent of ``test_mode='train'`` (dropout off) for export."""
-    net = copy.deepcopy(net).eval()
-    for m in net.modules():
-        if isinstance(m, NORM_BASE) and m.track_running_stats:
-            m.track_running_stats = False
-            m.running_mean = m.running_var = m.num_batches_tracked = None
-    return net
+    return use_batch_statistics_(copy.deepcopy(net).eval())
 
 
 def side_by_side(*rows: Tensor) -> Tensor:
@@ -210,7 +205,7 @@ class TranslationModule(AdversarialModule):
         return self.generator if key is None else self.generator[key]
 
     @torch.no_grad()
-    def run_generator(self, x: Tensor, *args: Tensor, key: str | None = None, use_ema: bool = True) -> Tensor:
+    def run_generator(self, x: Tensor, *args: Tensor, key: str | None = None, use_ema: bool | None = None) -> Tensor:
         """G (the EMA copy if any; ``key`` picks one of several) on images of any size: padded to ``size_multiple``
         and cropped back; output in [-1, 1]."""
         net = self.sampling_generator(use_ema)
@@ -221,7 +216,7 @@ class TranslationModule(AdversarialModule):
         return out[..., :h, :w].float().clamp(-1, 1)
 
     @torch.no_grad()
-    def generate(self, inputs: dict[str, Tensor], use_ema: bool = True) -> Tensor:
+    def generate(self, inputs: dict[str, Tensor], use_ema: bool | None = None) -> Tensor:
         """G on ready-made keyword inputs (what ``evaluation_inputs`` returns; used by the metrics callback), in the
         configured ``test_mode``; images in [-1, 1]."""
         net = self.sampling_generator(use_ema)

@@ -408,10 +408,15 @@ def test_reference_settings_from_the_config_file_equal_the_modules_hyperparamete
             assert getattr(s, key) == hp[key], key
     for index, spec in enumerate((s.optimizer_g, s.optimizer_d)):
         opt = model._optimizer_factories[index]
-        cls = next(a for a in opt.args if isinstance(a, type)) if opt.args else opt.func
+        if opt is None:  # the config keeps the variant's paper default
+            options = dict(model.default_optimizer)
+            cls, keywords = getattr(torch.optim, options.pop("name")), options
+        else:
+            cls = next(a for a in opt.args if isinstance(a, type)) if opt.args else opt.func
+            keywords = opt.keywords
         assert spec[0] == cls.__name__
         defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
-        for k, v in opt.keywords.items():  # what the reference sets is the module's; the rest is torch's default
+        for k, v in keywords.items():  # what the reference sets is the module's; the rest is torch's default
             mine = spec[1].get(k, defaults[k])
             assert (tuple(mine) if isinstance(mine, (list, tuple)) else mine) == (
                 tuple(v) if isinstance(v, (list, tuple)) else v

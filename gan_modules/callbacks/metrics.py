@@ -27,7 +27,8 @@ from ..metrics.generative import GenerativeMetricSuite
 from .samples import RunDirectoryCallback, run_dir
 
 #: metrics logged under ``<stage>/<name>``.
-LOGGED = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
+LOGGED = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "confident_rate",
+          "class_balance_min")
 
 
 def slice_batch(batch: dict[str, Any], n: int) -> dict[str, Any]:
@@ -53,6 +54,9 @@ class GenerativeMetrics(RunDirectoryCallback):
         inception_weights: path of the Inception weights file (default: torch hub cache).
         allow_download: let an explicitly chosen ``inception`` download its weights when missing (``auto`` never
             downloads: it skips the metrics with one line saying where to put the file).
+        raw_generator: for a model with an EMA generator, also measure the raw (trained, not averaged) generator on
+            the same noise and real images, logged as ``<stage>/<metric>_raw`` (``<stage>/fid`` is the EMA's, the
+            sampling path ``predict``/``sample``/export use).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class GenerativeMetrics(RunDirectoryCallback):
         seed: int = 0,
         inception_weights: str | None = None,
         allow_download: bool = True,
+        raw_generator: bool = True,
     ):
         for name, value in (("num_samples", num_samples), ("every_n_generator_steps", every_n_generator_steps),
                             ("precision_recall_k", precision_recall_k)):  # fmt: skip
@@ -84,6 +89,8 @@ class GenerativeMetrics(RunDirectoryCallback):
         self.seed = seed
         self.extractor_kwargs = {"weights_path": inception_weights, "allow_download": allow_download}
         self.suite: GenerativeMetricSuite | None = None
+        self.raw_generator = raw_generator
+        self.raw_suite: GenerativeMetricSuite | None = None
         self.last_results: dict[str, Any] | None = None
         self._disabled_reason: str | None = None
         self._budget = self._seen = 0
@@ -114,7 +121,11 @@ class GenerativeMetrics(RunDirectoryCallback):
                                "download it")  # fmt: skip
                 return None
             self.suite = GenerativeMetricSuite(extractor, **self.suite_kwargs)
+            self.raw_suite = GenerativeMetricSuite(extractor, **self.suite_kwargs)  # shares the extractor
         return self.suite.to(pl_module.device)
+
+    def _compares_raw(self, pl_module: Any) -> bool:
+        return self.raw_generator and getattr(pl_module, "generator_ema", None) is not None
 
     def _start(self, trainer: L.Trainer, pl_module: Any) -> bool:
         if self.num_samples == 0 or self._disabled_reason:
@@ -122,6 +133,7 @@ class GenerativeMetrics(RunDirectoryCallback):
         if self._get_suite(trainer, pl_module) is None:  # built on every rank: compute() syncs over all of them
             return False
         self.suite.reset()
+        self.raw_suite.reset()
         world, rank = trainer.world_size, trainer.global_rank
         self._budget = self.num_samples // world + (1 if rank < self.num_samples % world else 0)
         self._seen = 0
@@ -146,9 +158,15 @@ class GenerativeMetrics(RunDirectoryCallback):
         device = pl_module.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
             torch.manual_seed(self.seed + 100_003 * trainer.global_rank + batch_idx)
-            fake = pl_module.generate(pl_module.evaluation_inputs(batch))
+            inputs = pl_module.evaluation_inputs(batch)
+            fake = pl_module.generate(inputs)
+            raw = pl_module.generate(inputs, use_ema=False) if self._compares_raw(pl_module) else None
         suite.update(batch["image"].float(), real=True)
         suite.update(fake, real=False)
+        if raw is not None:
+            raw_suite = self.raw_suite.to(device)
+            raw_suite.update(batch["image"].float(), real=True)
+            raw_suite.update(raw, real=False)
         self._seen += n
 
     def _finish(self, trainer: L.Trainer, pl_module: Any, stage: str, log_now: bool) -> dict[str, Any] | None:
@@ -158,6 +176,9 @@ class GenerativeMetrics(RunDirectoryCallback):
         self._active = False
         try:
             results = self.suite.compute()
+            if self._compares_raw(pl_module):
+                raw = self.raw_suite.compute()
+                results.update({f"{k}_raw": raw[k] for k in LOGGED if k in raw})
         except ValueError as err:
             rank_zero_warn(f"FID/KID/IS skipped: {err}")
             return None
@@ -173,7 +194,7 @@ class GenerativeMetrics(RunDirectoryCallback):
             "seed": self.seed,
             "generator_steps": step,
         }
-        metrics = {f"{stage}/{k}": float(results[k]) for k in LOGGED if k in results}
+        metrics = {f"{stage}/{k}": float(results[k]) for k in (*LOGGED, *(f"{k}_raw" for k in LOGGED)) if k in results}
         metrics[f"{stage}/fid_num_samples"] = float(results["num_fake"])
         if log_now:  # inside a validate/test epoch: Lightning's logging (progress table, checkpoint monitors)
             for key, value in metrics.items():
@@ -200,6 +221,11 @@ class GenerativeMetrics(RunDirectoryCallback):
             parts.append(f"IS {results['is_mean']:.3f} ± {results['is_std']:.3f}")
         if "precision" in results:
             parts.append(f"precision {results['precision']:.3f} recall {results['recall']:.3f}")
+        if "confident_rate" in results:
+            parts.append(f"confident {100 * results['confident_rate']:.1f}% smallest class "
+                         f"{100 * results['class_balance_min']:.1f}%")
+        if "fid_raw" in results:
+            parts.append(f"raw generator (no EMA): FID {results['fid_raw']:.3f}")
         return (
             f"{stage} {', '.join(parts)} ({protocol['num_real']} real {stage} images vs {protocol['num_generated']} "
             f"generated by the {protocol['generator']} at generator step {protocol['generator_steps']}; features: "

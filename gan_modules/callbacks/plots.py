@@ -35,35 +35,9 @@ from torch import Tensor
 from .._compat import should_update_logs
 from ..errors import ConfigError
 from ..losses import d_logistic
-from .samples import RunDirectoryCallback, run_dir
+from .samples import RunDirectoryCallback, run_dir, upscale_grid
 
 METRIC_KEYS = ("fid", "kid_mean", "is_mean")
-
-
-def upscale_grid(grid: Any, min_width: int = 512) -> Any:
-    """A grid image enlarged by the smallest integer factor that makes it at least ``min_width`` pixels wide,
-    nearest-neighbour (each pixel becomes a k×k block, so pixel art stays sharp); unchanged when already wide enough.
-
-    Args:
-        grid: a (C, H, W) or (H, W) tensor (any dtype), or a PIL image.
-        min_width: target minimum width in pixels.
-
-    Returns:
-        The same kind of object, ``k`` times larger in both dimensions.
-    """
-    if min_width < 1:
-        raise ConfigError(f"min_width must be >= 1, got {min_width}")
-    if isinstance(grid, Tensor):
-        if grid.ndim not in (2, 3) or grid.shape[-1] < 1:
-            raise ValueError(f"upscale_grid expects a (C, H, W) or (H, W) image, got shape {tuple(grid.shape)}")
-        k = max(1, math.ceil(min_width / grid.shape[-1]))
-        return grid if k == 1 else grid.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
-    from PIL import Image
-
-    if isinstance(grid, Image.Image):
-        k = max(1, math.ceil(min_width / grid.width))
-        return grid if k == 1 else grid.resize((grid.width * k, grid.height * k), Image.Resampling.NEAREST)
-    raise TypeError(f"upscale_grid expects a tensor or a PIL image, got {type(grid).__name__}")
 
 
 def _step_of(path: Path) -> int | None:

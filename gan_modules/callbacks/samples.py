@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from pathlib import Path
@@ -14,6 +15,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
+
+from ..errors import ConfigError
 
 _RUN_DIRS: weakref.WeakKeyDictionary[L.Trainer, Path] = weakref.WeakKeyDictionary()
 
@@ -51,6 +54,32 @@ class RunDirectoryCallback(L.Callback):
         resolve_run_dir(trainer)
 
 
+def upscale_grid(grid: Any, min_width: int = 512) -> Any:
+    """A grid image enlarged by the smallest integer factor that makes it at least ``min_width`` pixels wide,
+    nearest-neighbour (each pixel becomes a k×k block, so pixel art stays sharp); unchanged when already wide enough.
+
+    Args:
+        grid: a (C, H, W) or (H, W) tensor (any dtype), or a PIL image.
+        min_width: target minimum width in pixels.
+
+    Returns:
+        The same kind of object, ``k`` times larger in both dimensions.
+    """
+    if min_width < 1:
+        raise ConfigError(f"min_width must be >= 1, got {min_width}")
+    if isinstance(grid, Tensor):
+        if grid.ndim not in (2, 3) or grid.shape[-1] < 1:
+            raise ValueError(f"upscale_grid expects a (C, H, W) or (H, W) image, got shape {tuple(grid.shape)}")
+        k = max(1, math.ceil(min_width / grid.shape[-1]))
+        return grid if k == 1 else grid.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
+    from PIL import Image
+
+    if isinstance(grid, Image.Image):
+        k = max(1, math.ceil(min_width / grid.width))
+        return grid if k == 1 else grid.resize((grid.width * k, grid.height * k), Image.Resampling.NEAREST)
+    raise TypeError(f"upscale_grid expects a tensor or a PIL image, got {type(grid).__name__}")
+
+
 def to_unit(images: Tensor) -> Tensor:
     return (images.detach().float().cpu() + 1) / 2  # [-1, 1] -> [0, 1]
 
@@ -83,24 +112,33 @@ class SampleGrid(RunDirectoryCallback):
     conditional ones, input | output | target rows for translation models. The PNG files are written whatever the
     logger (they are what a CSV logger or ``logger: false`` leaves), ``step_<generator step>.png`` and ``final.png``.
 
+    Small images are enlarged (nearest neighbour, an integer factor) until the grid is at least ``min_width`` pixels
+    wide, in the files and in the loggers: 64 digits of 28 px make a 242 px grid, too small to read.
+
     Args:
         every_n_generator_steps: interval in generator steps (0 disables the periodic grids).
         num_samples: images in the grid.
         use_ema: sample from the EMA generator when the model has one.
+        min_width: smallest grid width in pixels (1: never enlarge).
     """
 
-    def __init__(self, every_n_generator_steps: int = 500, num_samples: int = 64, use_ema: bool = True):
+    def __init__(self, every_n_generator_steps: int = 500, num_samples: int = 64, use_ema: bool = True,
+                 min_width: int = 512):
+        if min_width < 1:
+            raise ConfigError(f"sample_grid.min_width must be >= 1 pixel, got {min_width}")
         self.every = every_n_generator_steps
         self.num_samples = num_samples
         self.use_ema = use_ema
+        self.min_width = min_width
         self._last_written = -1
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, pl_module: Any, tag: str) -> Path | None:
         if not hasattr(pl_module, "sample_grid"):
             return None
-        images, nrow = pl_module.sample_grid(self.num_samples)
-        grid = make_grid(to_unit(images), nrow=nrow, padding=2, pad_value=1.0)
+        with pl_module.sampling_from(self.use_ema):
+            images, nrow = pl_module.sample_grid(self.num_samples)
+        grid = upscale_grid(make_grid(to_unit(images), nrow=nrow, padding=2, pad_value=1.0), self.min_width)
         out = run_dir(trainer) / "samples" / f"{tag}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp.png")

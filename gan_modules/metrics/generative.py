@@ -10,6 +10,10 @@ in ``compute``.
 * IS (Salimans et al. 2016): ``exp(E_x KL(p(y|x) || p(y)))`` of the generated samples' class posteriors, mean and
   std over splits; ranges from 1 to the number of classes.
 * Precision / recall (Kynkäänniemi et al. 2019): see ``precision_recall``.
+* With a dataset's own classifier as the extractor (``ClassifierExtractor``: the shipped MNIST / Fashion-MNIST
+  classifiers), the share of generated images it classifies with probability >= ``confidence`` (``confident_rate``)
+  and the smallest class's share of the generated images by its predicted class (``class_balance_min``; 1/K when
+  balanced): legibility and mode coverage in two numbers.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.aggregation import SumMetric
 from torchmetrics.image import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 
-from .extractors import FeatureExtractor
+from .extractors import ClassifierExtractor, FeatureExtractor
 from .precision_recall import PrecisionRecall
 
 
@@ -31,6 +36,27 @@ class PrecomputedFeatures(nn.Identity):
     def __init__(self, num_features: int):
         super().__init__()
         self.num_features = num_features
+
+
+class ClassifierVerdicts(Metric):
+    """Counts, over generated images, those classified with probability >= ``confidence`` and the images per
+    predicted class (summed over DDP ranks)."""
+
+    def __init__(self, num_classes: int, confidence: float = 0.9) -> None:
+        super().__init__()
+        self.confidence = confidence
+        self.add_state("confident", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("per_class", default=torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor) -> None:
+        probs = logits.double().softmax(1)
+        top, cls = probs.max(1)
+        self.confident += (top >= self.confidence).sum()
+        self.per_class += torch.bincount(cls, minlength=self.per_class.numel()).double()
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        total = self.per_class.sum().clamp_min(1)
+        return self.confident / total, self.per_class.min() / total
 
 
 class GenerativeMetricSuite(nn.Module):
@@ -45,6 +71,7 @@ class GenerativeMetricSuite(nn.Module):
             ``kid_std`` measures something when few samples exist.
         is_splits: splits of the generated samples for the Inception Score's mean and std.
         precision_recall_k: k of the k-NN manifolds (0 disables precision/recall).
+        confidence: the probability above which a classifier extractor's verdict counts as confident.
     """
 
     def __init__(
@@ -55,6 +82,7 @@ class GenerativeMetricSuite(nn.Module):
         is_splits: int = 10,
         precision_recall_k: int = 3,
         kid_max_fraction: float = 0.5,
+        confidence: float = 0.9,
     ):
         super().__init__()
         self.extractor = extractor
@@ -66,6 +94,8 @@ class GenerativeMetricSuite(nn.Module):
         )
         self.precision_recall = PrecisionRecall(precision_recall_k) if precision_recall_k > 0 else None
         self.num_real, self.num_fake = SumMetric(), SumMetric()
+        self.verdicts = (ClassifierVerdicts(extractor.num_classes, confidence)
+                         if isinstance(extractor, ClassifierExtractor) else None)
         if not 0.0 < kid_max_fraction <= 1.0:
             raise ValueError(f"kid_max_fraction must be in (0, 1], got {kid_max_fraction}")
         self.kid_subset_size = kid_subset_size
@@ -90,6 +120,8 @@ class GenerativeMetricSuite(nn.Module):
             self.precision_recall.update(features, real=real)
         if not real and self.inception_score is not None and logits is not None:
             self.inception_score.update(logits.double())  # float32 softmax underflows to 0 -> 0 * log 0 = nan
+        if not real and self.verdicts is not None and logits is not None:
+            self.verdicts.update(logits)
         (self.num_real if real else self.num_fake).update(torch.tensor(float(len(images)), device=features.device))
 
     @torch.no_grad()
@@ -111,10 +143,14 @@ class GenerativeMetricSuite(nn.Module):
         if self.precision_recall is not None and min(n_real, n_fake) > self.precision_recall.k:
             precision, recall = self.precision_recall.compute()
             out.update(precision=precision.item(), recall=recall.item())
+        if self.verdicts is not None:
+            confident, smallest = self.verdicts.compute()
+            out.update(confident_rate=confident.item(), class_balance_min=smallest.item())
         out.update(num_real=n_real, num_fake=n_fake, kid_subset_size=self.kid.subset_size)
         return out
 
     def reset(self) -> None:
-        for metric in (self.fid, self.kid, self.inception_score, self.precision_recall, self.num_real, self.num_fake):
+        for metric in (self.fid, self.kid, self.inception_score, self.precision_recall, self.num_real, self.num_fake,
+                       self.verdicts):
             if metric is not None:
                 metric.reset()

@@ -33,3 +33,19 @@ def dcgan_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return module
+
+
+#: the normalisation layers that can keep running statistics (public classes: nets never import Lightning)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+               nn.InstanceNorm3d)
+
+
+def use_batch_statistics_(net: nn.Module) -> nn.Module:
+    """Makes every norm layer of ``net`` normalise with the statistics of its input, also in eval mode (running
+    statistics dropped), in place: the deterministic form of testing with batch statistics (pix2pix, StarGAN).
+    Returns ``net``."""
+    for m in net.modules():
+        if isinstance(m, NORM_LAYERS) and m.track_running_stats:
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+    return net

@@ -41,7 +41,7 @@ def init_standard_cnn_(module: nn.Module, std: float = INIT_STD) -> nn.Module:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return module
