@@ -164,6 +164,26 @@ def test_critic_heads_through_the_variants():
         torch.testing.assert_close(sn(x), expected.flatten(), rtol=1e-5, atol=1e-6)
 
 
+def test_wgan_gp_critic_layer_norm_is_tflibs():
+    """igul222 tflib/ops/layernorm.py l.6-21 (used for the critic in gan_64x64.py l.84-88): moments over (C, H, W) per
+    sample, per-channel offset/scale, ε = 1e-5, population variance."""
+    torch.manual_seed(0)
+    critic = WGANGP(**TINY).discriminator
+    norms = [m for m in critic.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules())
+    norm = norms[0]
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+        x = torch.randn(3, norm.num_channels, 5, 5) * 3 + 1
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        var = x.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        expected = (x - mean) / torch.sqrt(var + 1e-5) * norm.weight[:, None, None] + norm.bias[:, None, None]
+        torch.testing.assert_close(norm(x), expected, rtol=1e-5, atol=1e-5)
+        per_channel = (x - x.mean(dim=(2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(2, 3), keepdim=True,
+                                                                               unbiased=False) + 1e-5)
+        assert (norm(x) - (per_channel * norm.weight[:, None, None] + norm.bias[:, None, None])).abs().max() > 1e-3
+
+
 # --- penalties through the variants -----------------------------------------------------------------------------------
 def reference_gradient_penalty(critic, real, fake, eps):
     """Gulrajani et al. Algorithm 1 l.6-7, as igul222 gan_64x64.py l.490-499: one ε per sample, gradients flattened per
@@ -194,9 +214,10 @@ def test_wgan_gp_critic_loss_is_algorithm_1_with_lambda_10():
     assert total.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_stargan_discriminator_loss_is_the_references_with_its_penalty_on_the_source_head():
-    """yunjey/stargan solver.py l.223-224 (targets: the batch's labels permuted) and l.244-260 (D loss), l.128-140 (GP
-    of the source output), main.py l.67-69 (λ_cls 1, λ_rec 10, λ_gp 10)."""
+def test_stargan_losses_are_the_references_with_the_penalty_on_the_source_head():
+    """yunjey/stargan solver.py l.223-224 (targets: the batch's labels permuted), l.244-260 (D loss), l.128-140 (GP of
+    the source output), l.276-288 (G loss), l.175-178 (attribute BCE summed, over the batch), main.py l.67-69 (λ_cls 1,
+    λ_rec 10, λ_gp 10)."""
     torch.manual_seed(0)
     model = StarGAN(image_size=32, channels=1, num_classes=3, ngf=4, ndf=4, n_residual_blocks=1, repeat_num=2,
                     label_type="multi_label")
@@ -224,6 +245,14 @@ def test_stargan_discriminator_loss_is_the_references_with_its_penalty_on_the_so
     d_loss_gp = reference_gradient_penalty(lambda t: D(t)[0], x, x_fake, alpha)
     expected = d_loss_real + d_loss_fake + 1.0 * d_loss_cls + 10.0 * d_loss_gp
     assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+    g_loss, _ = model.generator_loss(batch, ctx)  # l.276-288, with this iteration's targets
+    x_fake = G(x, label_trg)
+    out_src, out_cls = D(x_fake)
+    g_loss_cls = F.binary_cross_entropy_with_logits(out_cls, label_trg, reduction="sum") / out_cls.shape[0]
+    g_loss_rec = torch.mean(torch.abs(x - G(x_fake, label)))
+    expected_g = -out_src.mean() + 10.0 * g_loss_rec + 1.0 * g_loss_cls
+    assert g_loss.item() == pytest.approx(expected_g.item(), rel=1e-5)
     (opt_g, opt_d), scheds = model.configure_optimizers()
     for opt in (opt_g, opt_d):  # solver.py l.81-82 with main.py l.76-80
         assert type(opt) is torch.optim.Adam
