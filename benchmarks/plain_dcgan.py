@@ -47,7 +47,7 @@ def _base_and_blocks(image_size: int) -> tuple[int, int]:
 
 def weights_init(m: nn.Module) -> None:
     """pytorch/examples ``dcgan/main.py`` ``weights_init``: conv ~ N(0, 0.02), BN weight ~ N(1, 0.02), BN bias 0
-    (biases, which the example does not have, start at 0)."""
+    (no conv has a bias, as in the example)."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)
         if m.bias is not None:
@@ -67,7 +67,7 @@ def make_generator(nz: int, ngf: int, nc: int, image_size: int) -> nn.Sequential
         layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
                    nn.ReLU(True)]
         width //= 2
-    layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1), nn.Tanh()]
+    layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
     net = nn.Sequential(*layers)
     net.apply(weights_init)
     return net
@@ -76,13 +76,13 @@ def make_generator(nz: int, ngf: int, nc: int, image_size: int) -> nn.Sequential
 def make_discriminator(nc: int, ndf: int, image_size: int) -> nn.Sequential:
     """image (N, nc, S, S) -> logits (N, 1, 1, 1)."""
     base, blocks = _base_and_blocks(image_size)
-    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
     width = ndf
     for _ in range(blocks - 1):
         layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
                    nn.LeakyReLU(0.2, True)]
         width *= 2
-    layers += [nn.Conv2d(width, 1, base, 1, 0)]
+    layers += [nn.Conv2d(width, 1, base, 1, 0, bias=False)]
     net = nn.Sequential(*layers)
     net.apply(weights_init)
     return net

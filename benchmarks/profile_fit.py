@@ -127,6 +127,9 @@ def instrument() -> None:
     import datamodules.base as dm_base
     from gan_modules.base import AdversarialModule
     from gan_modules.callbacks import GANCheckpoint, GenerativeMetrics, SampleGrid
+    from gan_modules.guard import NonFiniteGuard
+    from gan_modules.image_gan import ImageGAN
+    from gan_modules.nets.dcgan import DCGANGenerator
 
     _val(evaluation_loop._EvaluationLoop, "run")
     _wrap(training_epoch_loop._TrainingEpochLoop, "advance", "loop.advance")
@@ -143,8 +146,7 @@ def instrument() -> None:
     _wrap(TensorBoardLogger, "log_metrics", "log.tensorboard.log_metrics")
     _wrap(SummaryWriter, "add_image", "grid.tensorboard.add_image")
     _wrap(LightningModule, "log", "log.module.log")
-    _wrap(LightningModule, "toggle_optimizer", "toggle_optimizer")
-    _wrap(LightningModule, "untoggle_optimizer", "untoggle_optimizer")
+    _wrap(AdversarialModule, "_frozen", "toggle_optimizer")  # the loop freezes the other net (no Lightning toggle)
     _wrap(LightningModule, "manual_backward", "manual_backward")
     _wrap(LightningModule, "optimizers", "module.optimizers")
     _wrap(LightningOptimizer, "step", "optimizer.lightning_step")
@@ -153,10 +155,11 @@ def instrument() -> None:
     _wrap(torch.autograd, "backward", "autograd.backward")
     _wrap(AdversarialModule, "training_step", "training_step")
     _wrap(AdversarialModule, "_should_log_step", "log.should_log_step")
-    _wrap(AdversarialModule, "_nonfinite", "guard.nonfinite")
+    _wrap(NonFiniteGuard, "record", "guard.nonfinite")
     _wrap(AdversarialModule, "update_ema", "ema.update")
-    _wrap(AdversarialModule, "fake_images", "fake_images")
-    _wrap(AdversarialModule, "discriminate", "discriminate")
+    _wrap(DCGANGenerator, "forward", "fake_images")  # keyed by phase: [D] = a G forward inside the D step
+    _wrap(ImageGAN, "make_context", "make_context")
+    _wrap(ImageGAN, "discriminate", "discriminate")
     _wrap(AdversarialModule, "check_batch", "check_batch")
     _phase(AdversarialModule, "_discriminator_update", "D")
     _phase(AdversarialModule, "_generator_update", "G")
@@ -170,7 +173,7 @@ def instrument() -> None:
     _wrap(SampleGrid, "on_train_end", "grid.on_train_end")
     _wrap(GANCheckpoint, "on_train_end", "checkpoint.on_train_end")
     _wrap(GANCheckpoint, "on_train_batch_end", "checkpoint.on_train_batch_end")
-    _wrap(GANCheckpoint, "_save_checkpoint", "checkpoint.save")
+    _wrap(GANCheckpoint, "write_checkpoint", "checkpoint.save")
     _wrap(GenerativeMetrics, "on_train_batch_end", "metrics.on_train_batch_end")
     _wrap(plain_dcgan.PlainDCGAN, "train_step", "plain.train_step")
     _wrap(plain_dcgan.PlainDCGAN, "update_ema", "plain.update_ema")
@@ -266,8 +269,8 @@ def attribute(ours: dict[str, float], plain: dict[str, float]) -> list[tuple[str
                                                                                       "log.should_log_step"))
     loop = g("loop.advance", "loop.on_advance_end") - inside
     return [
-        ("second G forward (our D step's own G(z); plain reuses its fakes)", g("fake_images[D]"),
-         "AdversarialModule.fake_images inside _discriminator_update"),
+        ("G forward inside the D step (0 when the iteration's generated batch is reused, as plain)",
+         g("fake_images[D]"), "DCGANGenerator.forward inside _discriminator_update"),
         ("validation loop (every epoch and at the end)", g("val_run"),
          "_EvaluationLoop.run, sanity check excluded"),
         ("progress bar (TQDM refresh + postfix every batch)", pbar, "TQDMProgressBar.on_train_batch_start/end"),
@@ -278,10 +281,10 @@ def attribute(ours: dict[str, float], plain: dict[str, float]) -> list[tuple[str
         ("batch_to_device", g("data.batch_to_device"), "Strategy.batch_to_device"),
         ("Lightning loop bookkeeping per batch", loop,
          "_TrainingEpochLoop.advance + on_advance_end minus every item timed inside them"),
-        ("toggle_optimizer + untoggle_optimizer", g("toggle_optimizer", "untoggle_optimizer"),
-         "LightningModule.toggle/untoggle_optimizer (plain: D.requires_grad_ twice)"),
-        ("non-finite guard (foreach_norm + host sync per optimizer step)", g("guard.nonfinite"),
-         "AdversarialModule._nonfinite"),
+        ("freezing the other network (requires_grad_)", g("toggle_optimizer"),
+         "AdversarialModule._frozen (plain: D.requires_grad_ twice)"),
+        ("non-finite guard bookkeeping (the check itself runs inside _optimize)", g("guard.nonfinite"),
+         "NonFiniteGuard.record"),
         ("LightningOptimizer.step wrapper (closure, hooks, precision plugin)",
          g("optimizer.lightning_step") - g("optimizer.adam_step"), "LightningOptimizer.step minus Adam.step"),
         ("manual_backward wrapper (strategy, precision, hooks)", g("manual_backward") - g("autograd.backward"),

@@ -467,8 +467,7 @@ def train_wgan_gp(pair: nn.Module, s: Settings, batches: Iterator[Batch], steps:
             opt_d.step()
         for p in pair.d.parameters():
             p.requires_grad_(False)
-        d_fake = pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device)))
-        loss_g = -d_fake.mean() if hinge else F.softplus(-d_fake).mean()
+        loss_g = -pair.discriminate(pair.generate(torch.randn(n, s.latent_dim, device=device))).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -42,7 +42,7 @@ from .base import AdversarialModule
 from .callbacks import GANCheckpoint, GeneratedImageWriter, GenerativeMetrics, SampleGrid
 from .callbacks.plots import TrainingPlots
 from .callbacks.progress import GANProgressBar, fit_summary
-from .callbacks.samples import resolve_run_dir
+from .callbacks.samples import resolve_run_dir, run_dir
 from .checkpoint import SafeCheckpointIO, check_checkpoint_class, read_checkpoint
 from .errors import CheckpointError, ConfigError, find_user_error
 from .registry import MODELS
@@ -407,7 +407,7 @@ class GANCLI(CheckpointPathHook):
             return
         ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
         print(fit_summary(type(model).__name__, getattr(model, "generator_steps", 0),
-                          model.hparams.get("max_generator_steps"), resolve_run_dir(trainer), ckpt,
+                          model.hparams.get("max_generator_steps"), run_dir(trainer), ckpt,
                           translation=isinstance(model, TranslationModule)), file=sys.stderr)
 
 

@@ -12,7 +12,7 @@ Formats (``--formats``, default ``pt2 hf``):
 
 Every file lands in one folder (``--out``). Exported graphs take:
 
-- image models: ``z`` (N, latent_dim) float32 ~ N(0, 1), plus ``y`` (N,) int64 class indices for conditional ones;
+- image models: ``z`` (N, latent_dim) float32 ~ N(0, 1) (U(-√3, √3) for models trained with ``noise: uniform``), plus ``y`` (N,) int64 class indices for conditional ones;
 - translation models: ``image`` (N, C, H, W) in [-1, 1], plus ``label`` (N, c_dim) float for StarGAN (attribute
   vector or one-hot domain); H and W must be multiples of the generator's ``size_multiple`` (pad, then crop back);
 
@@ -131,7 +131,8 @@ def input_descriptions(model: Any) -> dict[str, dict[str, Any]]:
                             "meaning": "target domain: attribute vector of 0/1 or one-hot domain"}
         return out
     example = model.sample_inputs(1, seed=0)
-    out = {"z": {"shape": ["N", hp.latent_dim], "dtype": "float32", "meaning": "noise ~ N(0, 1)"}}
+    noise = "noise ~ U(-√3, √3)" if hp.get("noise") == "uniform" else "noise ~ N(0, 1)"
+    out = {"z": {"shape": ["N", hp.latent_dim], "dtype": "float32", "meaning": noise}}
     if "y" in example:
         out["y"] = {"shape": ["N"], "dtype": "int64", "meaning": f"class index in [0, {hp.num_classes})"}
     for name in example:

@@ -14,12 +14,14 @@ D batch: igul222/improved_wgan_training ``gan_cifar_resnet.py`` ``GEN_BS_MULTIPL
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from ._compat import attached_trainer
+from .augment import AdaptiveAugmentProbability, parse_policy, sample_params
 from .base import AdversarialModule
 from .context import Batch, StepContext
 from .errors import ConfigError
@@ -43,6 +45,16 @@ class ImageGAN(AdversarialModule):
         standing_batches: batches of ``standing_batch_size`` fixed inputs from which the EMA generator's BatchNorm
             statistics are recomputed before it samples (see ``gan_modules.ema``).
         standing_batch_size: size of those batches.
+        augment: differentiable augmentation of every image D sees (real and fake, D step, G step and the penalty's
+            inputs), a comma-separated DiffAugment policy, e.g. ``"color,translation,cutout"`` (Zhao et al. 2020;
+            ``gan_modules.augment``); None: off.
+        augment_p: probability with which each operation is applied to each image (1: DiffAugment).
+        ada: adapt that probability as ADA does (Karras et al. 2020): it starts at 0 and follows the overfitting
+            heuristic r_t = E[sign(D(x_real))] towards ``ada_target``, adjusted every ``ada_interval`` D steps by
+            batch·interval / ``ada_speed_images``; logged as ``train/augment_p`` and saved in checkpoints.
+        ada_target: the r_t ADA aims at (0.6).
+        ada_interval: D steps between adjustments (4).
+        ada_speed_images: real images over which p can move from 0 to 1 (500k).
         **kwargs: see :class:`~gan_modules.base.AdversarialModule`.
     """
 
@@ -52,8 +64,16 @@ class ImageGAN(AdversarialModule):
     def __init__(self, latent_dim: int = 100, noise: Literal["normal", "uniform"] = "normal",
                  generator_batch_multiple: int = 1, reuse_fakes: bool = True,
                  fake_labels: Literal["data", "uniform"] = "data", standing_batches: int = 16,
-                 standing_batch_size: int = 64, **kwargs: Any):
+                 standing_batch_size: int = 64, augment: str | None = None, augment_p: float = 1.0,
+                 ada: bool = False, ada_target: float = 0.6, ada_interval: int = 4, ada_speed_images: int = 500_000,
+                 **kwargs: Any):
         super().__init__(**kwargs)
+        self.augment_policy = parse_policy(augment)
+        if not 0.0 <= augment_p <= 1.0:
+            raise ConfigError(f"augment_p must be in [0, 1] (the probability of each augmentation), got {augment_p}")
+        if ada and not self.augment_policy:
+            raise ConfigError('ada needs an augmentation policy: set --model.init_args.augment "color,translation,cutout"')
+        self.ada = (AdaptiveAugmentProbability(0.0, ada_target, ada_interval, ada_speed_images) if ada else None)
         if latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
         if noise not in ("normal", "uniform"):
@@ -98,6 +118,14 @@ class ImageGAN(AdversarialModule):
         real = ctx.batch["label"]
         return real.repeat((n + len(real) - 1) // len(real))[:n]
 
+    def augmentation(self, like: Tensor, ctx: StepContext) -> Callable[[Tensor], Tensor]:
+        """The augmentation of one batch shaped like ``like``, its parameters drawn once from the iteration's stream
+        (apply it to the batch and to anything that must be augmented the same way); the identity when off."""
+        if not self.augment_policy:
+            return lambda x: x
+        p = self.ada.p if self.ada is not None else self.hparams.augment_p
+        return sample_params(like, self.augment_policy, p, generator=ctx.noise).apply
+
     def make_context(self, batch: Batch, generator_step: bool) -> StepContext:
         ctx = super().make_context(batch, generator_step)
         n = batch["image"].shape[0]
@@ -113,11 +141,20 @@ class ImageGAN(AdversarialModule):
         else:
             with torch.no_grad():
                 fake = self.generator(**self.generator_inputs(ctx["z"], ctx["y"]))
-        d_real, d_fake = self.discriminate(real, real_labels), self.discriminate(fake, ctx["y"])
+        real_aug, fake_aug = self.augmentation(real, ctx), self.augmentation(fake, ctx)  # independent draws
+        d_real, d_fake = self.discriminate(real_aug(real), real_labels), self.discriminate(fake_aug(fake), ctx["y"])
         loss = self.adversarial_loss.discriminator(d_real, d_fake)
-        # the penalty (if configured) judges interpolates / reals with the real batch's labels
-        ctx.add_critic(lambda x: self.discriminate(x, real_labels), real, fake)
-        return loss, {"loss_d": loss.detach(), **d_real_fake_scores(d_real, d_fake)}
+        # the penalty (if configured) judges interpolates / reals with the real batch's labels, through the real
+        # batch's augmentation (stylegan2-ada loss.py: R1 through the same augmentation as the loss pass)
+        ctx.add_critic(lambda x: self.discriminate(real_aug(x), real_labels), real, fake)
+        logs = {"loss_d": loss.detach(), **d_real_fake_scores(d_real, d_fake)}
+        if self.ada is not None:
+            trainer = attached_trainer(self)
+            reduce = None if trainer is None or trainer.world_size == 1 else \
+                (lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+            self.ada.update(d_real.detach(), reduce)  # one device sync every ada_interval D steps
+            logs["augment_p"] = torch.tensor(self.ada.p)
+        return loss, logs
 
     def generator_loss(self, batch: Batch, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         if "fake" in ctx:
@@ -126,7 +163,7 @@ class ImageGAN(AdversarialModule):
             n = batch["image"].shape[0] * self.hparams.generator_batch_multiple
             labels = self.draw_labels(ctx, n)
             fake = self.generator(**self.generator_inputs(self.draw_noise(ctx, n), labels))
-        loss = self.adversarial_loss.generator(self.discriminate(fake, labels))
+        loss = self.adversarial_loss.generator(self.discriminate(self.augmentation(fake, ctx)(fake), labels))
         return loss, {"loss_g": loss.detach()}
 
     def check_batch(self, batch: Batch) -> None:

@@ -41,8 +41,9 @@ class WGANGP(ImageGAN):
             )
         hp = self.hparams
         if arch == "dcgan":
-            g = DCGANGenerator(hp.latent_dim, hp.channels, hp.image_size, ngf, g_norm)
-            d = DCGANDiscriminator(hp.channels, hp.image_size, ndf, d_norm)
+            # igul222/improved_wgan_training gan_mnist.py: convolutions with biases (lib.ops defaults)
+            g = DCGANGenerator(hp.latent_dim, hp.channels, hp.image_size, ngf, g_norm, bias=True)
+            d = DCGANDiscriminator(hp.channels, hp.image_size, ndf, d_norm, bias=True)
         elif arch == "resnet":
             g = ResNetGenerator(hp.latent_dim, hp.channels, hp.image_size, ngf)
             # the paper's critic: global mean pooling and a biased linear head (igul222/improved_wgan_training

@@ -39,7 +39,7 @@ def test_config_describes_the_generator_and_its_call(dcgan_folder):
     config = json.loads((dcgan_folder / "config.json").read_text())
     assert config["network"] == {"class_path": "gan_modules.nets.dcgan.DCGANGenerator",
                                  "init_args": {"latent_dim": 100, "channels": 1, "image_size": 28, "ngf": 4,
-                                               "norm": "batch"}}  # fmt: skip
+                                               "norm": "batch", "bias": False}}  # fmt: skip
     assert config["model"]["class_path"] == "gan_modules.dcgan.DCGAN"
     assert "Radford, Metz & Chintala 2016" in config["model"]["paper"]
     assert "https://arxiv.org/abs/1511.06434" in config["model"]["paper"]

@@ -74,7 +74,8 @@ def test_without_an_image_logger_the_grids_are_png_files(tmp_path):
     from PIL import Image
 
     final = Image.open(tmp_path / "csv" / "version_0" / "samples" / "final.png")
-    assert final.size == (3 * 28 + 4 * 2, 3 * 28 + 4 * 2)  # 3x3 grid of 28 px with 2 px padding
+    # a 3x3 grid of 28 px with 2 px padding (92 px), enlarged by the smallest integer factor to >= 512 px (6x)
+    assert final.size == (6 * (3 * 28 + 4 * 2), 6 * (3 * 28 + 4 * 2))
 
 
 class SyncCounter(L.Callback):

@@ -65,6 +65,10 @@ def build(name: str):
         model = MODELS["SNGAN"](ngf=4, ndf=4, latent_dim=8, n_critic=2, max_generator_steps=5, image_size=28,
                                 channels=1)
         return model, EmbeddedMNISTDataModule(batch_size=250)
+    if name == "DCGAN-ADA":  # DiffAugment draws from the noise stream, ADA's p and accumulator (extra state)
+        model = MODELS["DCGAN"](ngf=4, ndf=4, latent_dim=8, image_size=28, channels=1, max_generator_steps=9,
+                                augment="color,translation,cutout", ada=True, ada_interval=2, ada_speed_images=500)
+        return model, EmbeddedMNISTDataModule(batch_size=500)
     if name == "CycleGAN":  # two Gs and Ds, history pools with their own generators, per-epoch LR decay
         from datamodules import FashionUnpairedDataModule
 
@@ -91,6 +95,7 @@ CASES = [
     ("WGANGP", {"every_n_train_steps": 7}, ["step=7"]),  # 7 optimizer steps: in the middle of a critic cycle
     ("SNGAN", {"every_n_train_steps": 5}, ["step=10"]),  # 10 optimizer steps: G step 3 done, 1 of 2 D steps of the 4th
     ("CycleGAN", {"every_n_generator_steps": 1}, ["step=6", "step=8"]),  # pools full; the end of epoch 0
+    ("DCGAN-ADA", {"every_n_generator_steps": 1}, ["step=10"]),  # step 5 of 9: mid ADA interval (odd D step count)
 ]
 
 

@@ -36,10 +36,12 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise ConfigError(f"unknown norm {kind!r}: choose one of batch, layer, instance, none")
 
 
-def discriminator_trunk(in_channels: int, ndf: int, blocks: int, norm: str) -> tuple[nn.Sequential, int]:
-    """The DCGAN discriminator's convolutions: a stride-2 conv without norm on the input, then ``blocks - 1``
-    stride-2 conv + norm + LeakyReLU(0.2) blocks doubling the width. Returns the stack and its output width."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+def discriminator_trunk(in_channels: int, ndf: int, blocks: int, norm: str,
+                        bias: bool = True) -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's convolutions: a stride-2 conv without norm on the input (with a bias when ``bias``),
+    then ``blocks - 1`` stride-2 conv + norm + LeakyReLU(0.2) blocks doubling the width. Returns the stack and its
+    output width."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1, bias=bias), nn.LeakyReLU(0.2, True)]
     width = ndf
     for _ in range(blocks - 1):
         layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
@@ -49,10 +51,15 @@ def discriminator_trunk(in_channels: int, ndf: int, blocks: int, norm: str) -> t
 
 
 class DCGANGenerator(nn.Module):
-    """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]; ``ngf`` is the width of the last hidden block."""
+    """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]; ``ngf`` is the width of the last hidden block.
+
+    ``bias`` puts a bias on the output deconvolution (the only one not followed by a norm): pytorch/examples
+    ``dcgan/main.py`` and martinarjovsky/WassersteinGAN ``models/dcgan.py`` have none (``bias=False`` on every conv);
+    igul222/improved_wgan_training's ``gan_mnist.py`` convolutions have biases.
+    """
 
     def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64, ngf: int = 64,
-                 norm: str = "batch"):
+                 norm: str = "batch", bias: bool = False):
         super().__init__()
         check_image_size("DCGANGenerator", image_size, SUPPORTED_SIZES)
         check_channels("DCGANGenerator", channels)
@@ -66,7 +73,7 @@ class DCGANGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), _norm(norm, width // 2),
                        nn.ReLU(True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=bias), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
 
@@ -76,15 +83,17 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """image (N, C, S, S) → logits (N,). ``norm="layer"``/``"none"`` gives the BatchNorm-free critic that WGAN-GP
-    needs (Gulrajani et al. 2017 §4)."""
+    needs (Gulrajani et al. 2017 §4). ``bias``: biases on the input conv and the head (the convolutions without a
+    norm after them); the DCGAN and WGAN references have none, see ``DCGANGenerator``."""
 
-    def __init__(self, channels: int = 3, image_size: int = 64, ndf: int = 64, norm: str = "batch"):
+    def __init__(self, channels: int = 3, image_size: int = 64, ndf: int = 64, norm: str = "batch",
+                 bias: bool = False):
         super().__init__()
         check_image_size("DCGANDiscriminator", image_size, SUPPORTED_SIZES)
         check_channels("DCGANDiscriminator", channels)
         base, blocks = _base_and_blocks(image_size)
-        self.features, width = discriminator_trunk(channels, ndf, blocks, norm)
-        self.head = nn.Conv2d(width, 1, base, 1, 0)
+        self.features, width = discriminator_trunk(channels, ndf, blocks, norm, bias)
+        self.head = nn.Conv2d(width, 1, base, 1, 0, bias=bias)
         self.feature_width = width
         dcgan_init_(self)
 
