@@ -35,8 +35,9 @@ def read_partition(path: Path) -> dict[str, str]:
 
 
 class CelebADataModule(ImageFolderDataModule):
-    """CelebA aligned and cropped faces (202,599 images of 178x218), preprocessed as in DCGAN: centre crop 178,
-    resize to ``image_size`` (default 64). No ``label`` key; ``num_classes`` is None.
+    """CelebA aligned and cropped faces (202,599 images of 178x218), preprocessed as in DCGAN: centre crop
+    ``crop_size`` 178, resize to ``image_size`` (default 64). No ``label`` key; ``use_subfolders_as_classes`` is
+    always false.
 
     Layouts, in order: ``<data_dir>/img_align_celeba/`` or ``<data_dir>/celeba/img_align_celeba/`` (torchvision's;
     nested folders from a Kaggle zip also work) with ``list_eval_partition.txt`` (or Kaggle's ``.csv``) beside it,
@@ -48,13 +49,11 @@ class CelebADataModule(ImageFolderDataModule):
 
     Args:
         download: download with torchvision (``prepare_data``); Google Drive often refuses with a quota error.
-        crop_size: centre crop before resizing (178 keeps the face, as in DCGAN); ``None`` resizes the whole image.
-        **kwargs: the other arguments of ``ImageFolderDataModule`` (data_dir ``./data/celeba``, image_size 64, flip,
-            check_images, val_fraction and test_fraction for a random split, ...; ``use_subfolders_as_classes`` is
-            always false).
     """
 
     default_data_dir: ClassVar[str | None] = "./data/celeba"
+    torchvision_name: ClassVar[str] = "CelebA"
+    torchvision_args: ClassVar[dict[str, Any]] = {"split": "all", "target_type": []}
 
     def __init__(self, *args: Any, download: bool = False, crop_size: int | None = 178, **kwargs: Any) -> None:
         super().__init__(*args, use_subfolders_as_classes=False, crop_size=crop_size, **kwargs)
@@ -74,11 +73,6 @@ class CelebADataModule(ImageFolderDataModule):
                          f"there or in celeba/, or a folder of face images){extra}; download img_align_celeba.zip and "
                          f"list_eval_partition.txt from {CELEBA_PAGE} into {self.data_dir}, or pass --data.download "
                          "true")
-
-    def fetch_data(self) -> None:
-        from torchvision.datasets import CelebA
-
-        CelebA(root=str(self.data_dir), split="all", target_type=[], download=True)
 
     def image_root(self) -> Path:
         return self.locate()[0]

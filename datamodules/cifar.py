@@ -33,7 +33,7 @@ class _CifarBatchUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
 
 
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One pickled batch -> images (N, 3, 32, 32) uint8, labels (N,) int64, read with a restricted unpickler."""
     try:
         with open(path, "rb") as f:
@@ -45,7 +45,7 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         f"and extract {CIFAR10_URL} again (or pass --data.download true)") from None
     if len(images) != len(labels):
         raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels; extract the archive again")
-    return images, labels
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 class CIFAR10DataModule(InMemoryImageDataModule):
@@ -62,15 +62,12 @@ class CIFAR10DataModule(InMemoryImageDataModule):
 
     Args:
         download: download with torchvision when the batches are missing.
-        **kwargs: the arguments of ``InMemoryImageDataModule`` (data_dir: torchvision root, default
-            ``./data/cifar10``; image_size ``None`` = 32; channels ``None`` = 3, 1 converts to luma; resize_mode;
-            val_fraction: share of the 50k train split held out for val; ...).
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 3
     native_num_classes: ClassVar[int | None] = 10
     default_data_dir: ClassVar[str | None] = "./data/cifar10"
+    torchvision_name: ClassVar[str] = "CIFAR10"
 
     def __init__(self, *args: Any, download: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,15 +84,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         return DataError(f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, "
                          f"or extract {CIFAR10_URL} into {self.data_dir}")
 
-    def fetch_data(self) -> None:
-        from torchvision.datasets import CIFAR10
-
-        CIFAR10(root=str(self.data_dir), train=True, download=True)
-
     def load_arrays(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
         folder = self.locate()
-        train = [read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
-        images = torch.from_numpy(np.concatenate([x for x, _ in train]))
-        labels = torch.from_numpy(np.concatenate([y for _, y in train]))
-        test_images, test_labels = read_cifar_batch(folder / CIFAR10_TEST[0])
-        return self.split_arrays(images, labels, (torch.from_numpy(test_images), torch.from_numpy(test_labels)))
+        images, labels = (torch.cat(parts) for parts in zip(*(read_cifar_batch(folder / n) for n in CIFAR10_TRAIN)))
+        return self.split_arrays(images, labels, read_cifar_batch(folder / CIFAR10_TEST[0]))

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import DataError
-from .folder import NamedFileDataset
+from .folder import FolderImageTransform, ImageFileDataset
 from .image_folder import ImageFolderDataModule
 from .translation import TranslationDataModule
 
@@ -67,13 +67,9 @@ class CelebAAttributesDataModule(TranslationDataModule):
         crop_size: centre crop before resizing (178; None: none).
         flip: random horizontal flips of train images.
         num_test: images held out for test/val.
-        batch_size: 16 in the reference.
-        num_workers: decoding worker processes.
-        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir, image_size 128, channels 3, ...).
     """
 
     native_size: ClassVar[int] = 128
-    native_channels: ClassVar[int] = 3
     default_data_dir: ClassVar[str | None] = "./data/celeba"
     default_attributes: ClassVar[Sequence[str]] = STARGAN_ATTRIBUTES
     one_hot_attributes: ClassVar[Sequence[str]] = HAIR_COLOURS  # at most one of them is set: a label group
@@ -104,22 +100,17 @@ class CelebAAttributesDataModule(TranslationDataModule):
         n_test = min(self.num_test, len(paths) - 1)
         if n_test < 1:
             raise DataError(f"{self.attr_file} lists {len(paths)} image(s): too few to hold any out for test")
-        train, test = (NamedFileDataset([paths[i] for i in idx.tolist()], self.channels, self.image_size,
-                                        self.crop_size, self.flip and split == "train", labels[idx])
-                       for split, idx in (("train", order[n_test:]), ("test", order[:n_test])))
+        size, channels, crop = self.image_size, self.channels, self.crop_size
+        train, test = (ImageFileDataset([paths[i] for i in idx.tolist()], labels[idx],
+                                        FolderImageTransform(size, channels, crop, flip, squash=True), named=True)
+                       for idx, flip in ((order[n_test:], self.flip), (order[:n_test], False)))
         return {"train": train, "val": test, "test": test}
 
 
 class DomainFolderDataModule(TranslationDataModule, ImageFolderDataModule):
     """Folder-per-domain images for StarGAN (``data_dir/<domain>/``; sorted folder names → class indices ``label``),
-    i.e. ``ImageFolderDataModule(use_subfolders_as_classes=True)`` whose ``predict`` translates the test split (or a
-    ``predict_dir``) and which exposes ``domain_names``.
-
-    Args:
-        **kwargs: the arguments of ``TranslationDataModule`` (predict_dir, predict_keep_size) and of
-            ``ImageFolderDataModule`` (data_dir, image_size, crop_size, flip, val_fraction, ...);
-            ``use_subfolders_as_classes`` is always true.
-    """
+    i.e. ``ImageFolderDataModule`` with ``use_subfolders_as_classes`` always true, whose ``predict`` translates the
+    test split (or a ``predict_dir``) and which exposes ``domain_names``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["use_subfolders_as_classes"] = True

@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .base import BatchDataset
 from .errors import DataError
 from .labelled import CelebAAttributesDataModule
 from .mnist import FashionMNISTDataModule, load_embedded_mnist
@@ -36,12 +37,6 @@ def fashion_arrays(data_dir: Path | None, val_fraction: float, split_seed: int) 
     return dm.load_arrays()
 
 
-def pad_to(images: Tensor, size: int) -> Tensor:
-    """uint8 (N, C, 28, 28) → (N, C, size, size): centred on black for larger sizes (28 → 32, the powers of two the
-    U-Net needs), resized (antialiased, as every datamodule shrinks) for smaller ones."""
-    return fit_square(images, size, "pad" if size >= images.shape[-1] else "resize")
-
-
 def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
     """uint8 (N, 1, H, W) → uint8 binary edge maps (N, 1, H, W): Sobel gradient magnitude over each image's maximum,
     thresholded (white edges on black)."""
@@ -53,23 +48,22 @@ def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
     return ((magnitude > threshold).to(torch.uint8) * 255)
 
 
-class PairedTensorDataset(Dataset):
-    """uint8 sources and targets in memory → batches ``{"source", "target", "label", "name", "index"}`` in [-1, 1]."""
+class NamedTensorDataset(BatchDataset):
+    """uint8 images (N, C, H, W) in memory, by key → batches of them in [-1, 1], the ``extra`` keys (a tensor per
+    item, or an int for all), ``index`` and ``name`` (``<prefix>_<index>.png``)."""
 
-    def __init__(self, source: Tensor, target: Tensor, labels: Tensor, prefix: str):
-        self.source, self.target, self.labels, self.prefix = source, target, labels, prefix
+    def __init__(self, images: dict[str, Tensor], prefix: str, **extra: Tensor | int):
+        self.images, self.prefix, self.extra = images, prefix, extra
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(next(iter(self.images.values())))
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        return {"source": to_unit_range(self.source[index]), "target": to_unit_range(self.target[index]),
-                "label": self.labels[index], "index": index,
-                "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+        batch = {key: to_unit_range(images[index]) for key, images in self.images.items()}
+        for key, value in self.extra.items():
+            batch[key] = value[index] if isinstance(value, Tensor) else torch.full((len(indices),), value)
+        return {**batch, "index": index, "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
 
 
 class FashionEdgesDataModule(TranslationDataModule):
@@ -81,15 +75,9 @@ class FashionEdgesDataModule(TranslationDataModule):
         edge_threshold: Sobel magnitude threshold (relative to each image's maximum).
         max_train: keep only this many training pairs (None: all).
         max_test: keep only this many test (and val) pairs.
-        batch_size: training batch size.
-        val_fraction: share of the 60k train split held out for val (before ``max_test``).
-        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: where Fashion-MNIST's IDX files are,
-            None: ``./data/fashion-mnist``, then Debian's /usr/share/datasets/fashion-mnist/; image_size 32, padded,
-            smaller sizes resize; ...). ``channels`` is 1.
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 1
 
     def __init__(self, *args: Any, edge_threshold: float = 0.2, max_train: int | None = None,
                  max_test: int | None = 1000, batch_size: int = 16, val_fraction: float = 1 / 60, **kwargs: Any):
@@ -101,8 +89,9 @@ class FashionEdgesDataModule(TranslationDataModule):
         out = {}
         for split, (images, labels) in arrays.items():
             limit = self.max_train if split == "train" else self.max_test
-            target = pad_to(images[:limit], self.image_size)
-            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels[:limit], split)
+            target = fit_square(images[:limit], self.image_size, "pad")
+            source = sobel_edges(target, self.edge_threshold)
+            out[split] = NamedTensorDataset({"source": source, "target": target}, split, label=labels[:limit])
         return out
 
 
@@ -118,7 +107,8 @@ def tint(images: Tensor, colour: tuple[float, float, float] = RED_TINT) -> Tenso
 
 
 class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule):
-    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``).
+    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``); batch
+    size 8 (1 in the paper; larger is much faster on CPU).
 
     ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class ``class_b`` (9, ankle boot); 1 channel.
     ``task="tint"``: A = grayscale items as RGB, B = red-tinted items; A and B come from disjoint halves of the data,
@@ -128,16 +118,11 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
         task: ``classes`` or ``tint``.
         class_a: the A class (``classes`` task).
         class_b: the B class.
-        batch_size: training batch size (1 in the paper; larger is much faster on CPU).
         max_train: images per domain kept for training (None: all).
         max_test: images per domain for val/test.
-        val_fraction: share of the 60k train split held out for val (before ``max_test``).
-        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: Fashion-MNIST's folder, None:
-            ``./data/fashion-mnist``, then Debian's; image_size 32; ...). ``channels`` is 3 for ``tint``, else 1.
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 1
 
     def __init__(self, task: Literal["classes", "tint"] = "classes", class_a: int = 7, class_b: int = 9, *,
                  batch_size: int = 8, max_train: int | None = None, max_test: int | None = 500,
@@ -158,7 +143,7 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
     def domains(self, split: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """uint8 images per role: ``a``, ``b`` and, for the tint task, ``a_target``, ``b_target``."""
         limit = self.max_train if split == "train" else self.max_test
-        images = pad_to(images, self.image_size)
+        images = fit_square(images, self.image_size, "pad")
         if self.task == "classes":
             return {"a": images[labels == self.class_a][:limit], "b": images[labels == self.class_b][:limit]}
         half = len(images) // 2
@@ -181,21 +166,7 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
 
     def predict_split_dataset(self) -> Dataset:
         self.setup()
-        return _DomainItems(self.images["test"]["a"], 0, "testA")
-
-
-class _DomainItems(Dataset):
-    """uint8 images → ``{"image", "domain", "name", "index"}`` for CycleGAN's predict."""
-
-    def __init__(self, images: Tensor, domain: int, prefix: str):
-        self.images, self.domain, self.prefix = images, domain, prefix
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        name = f"{self.prefix}_{i:05d}.png"
-        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": name, "index": i}
+        return NamedTensorDataset({"image": self.images["test"]["a"]}, "testA", domain=0)
 
 
 # ---------------------------------------------------------------------------------------------------- StarGAN
@@ -206,7 +177,7 @@ _PRIMARIES = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 def render_colored_digit(gray: Tensor, colour: int, inverted: bool, size: int = 32) -> Tensor:
     """uint8 (28, 28) or (1, H, W) digit → uint8 RGB (3, size, size): padded to ``size``, optionally inverted
     (colour background, dark digit), multiplied by the primary ``colour`` (0 red, 1 green, 2 blue)."""
-    g = pad_to(gray.reshape(1, 1, *gray.shape[-2:]), size)[0].float()  # (1, S, S)
+    g = fit_square(gray.reshape(1, 1, *gray.shape[-2:]), size, "pad")[0].float()  # (1, S, S)
     if inverted:
         g = 255.0 - g
     return (g * torch.tensor(_PRIMARIES[colour]).view(3, 1, 1)).round().to(torch.uint8)
@@ -249,15 +220,12 @@ class MNISTColorsDataModule(CelebAAttributesDataModule):
     once to ``cache_dir`` and read by ``CelebAAttributesDataModule`` itself. File ``<k>.png`` is MNIST digit ``k``, so
     ``render_colored_digit`` gives the exact ground truth of any translation.
 
+    The 32 px digits are not cropped and not flipped (a mirrored digit is no digit); ``attributes`` are a subset of
+    ``Red Green Blue Inverted``, all by default.
+
     Args:
         cache_dir: where the generated files go (``./data/mnist_colors``; delete it to regenerate).
         num_images: digits used (up to the 10,000 embedded).
-        num_test: held out for test/val.
-        num_workers: decoding worker processes.
-        crop_size: centre crop before resizing (None: the 32 px digits are not cropped).
-        flip: random horizontal flips of train images (off: a mirrored digit is no digit).
-        **kwargs: the other arguments of ``CelebAAttributesDataModule`` (attributes, a subset of
-            ``Red Green Blue Inverted``, all by default; batch_size 16; ...).
     """
 
     native_size: ClassVar[int] = 32

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import DataError
-from .folder import NamedFileDataset, list_images, load_image
+from .folder import list_images, load_image
 from .samplers import PairIndexSampler
 from .transforms import jitter
 from .translation import FileTranslationDataModule
@@ -76,7 +76,6 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
 
     Args:
         predict_domain: ``A`` (translate A → B: ``testA`` or ``predict_dir``) or ``B``.
-        **kwargs: the arguments of ``FileTranslationDataModule`` (data_dir, image_size 256, load_size, flip, ...).
     """
 
     layout: ClassVar[str] = "trainA/ trainB/ testA/ testB/"
@@ -119,4 +118,4 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
 
     def predict_split_dataset(self) -> Dataset:
         self.setup()
-        return NamedFileDataset(self._predict_paths, self.channels, self.image_size, extra=self.predict_extra())
+        return self.predict_files(self._predict_paths, self.image_size)
