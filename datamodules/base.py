@@ -42,15 +42,8 @@ class BatchDataset(Dataset):
 
 
 class TensorImageDataset(BatchDataset):
-    """uint8 images (N, C, H, W) and optional int labels held in memory; converted a whole batch at a time.
-
-    Args:
-        images: uint8 tensor (N, C, H, W).
-        labels: int tensor (N,), or None for unlabeled data (items then have no ``label`` key).
-        image_size: output side; other sizes are resized (antialiased) or padded, see ``resize_mode``.
-        channels: output channels (1 or 3).
-        resize_mode: ``resize`` or ``pad`` (centre on a black background).
-    """
+    """uint8 images (N, C, H, W) and int labels (N,) (None: no ``label`` key) held in memory; each batch is converted
+    at once to ``channels`` and ``image_size`` (``fit_square`` with ``resize_mode``)."""
 
     def __init__(self, images: Tensor, labels: Tensor | None, image_size: int, channels: int,
                  resize_mode: ResizeMode = "resize") -> None:
@@ -100,16 +93,14 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: val/test batch size; ``None`` means ``batch_size``.
         num_workers: loader worker processes (0 is best for in-memory data; the batches are sliced, not decoded).
         val_fraction: share of the training data held out for validation, where the dataset has no fixed split.
-        split_seed: seed of that random split; separate from ``seed`` so that runs with different seeds are validated
-            on the same images.
+        split_seed: seed of that random split (apart from ``seed``: runs of different seeds validate on the same data).
         seed: seed of the train order (epoch ``e`` uses ``seed + e``; independent of the global RNG).
         num_predict: how many samples ``predict`` draws (``{"index": i}`` for ``i < num_predict``).
         predict_batch_size: batch size of the predict loader.
         drop_last: drop the last incomplete train batch (BatchNorm and the GAN losses prefer equal batches).
         pin_memory: pin host memory for faster copies to the GPU; ``None`` means "if CUDA is available".
         limit_train_images: train on a fixed subset of this many training images (data-efficient GAN training),
-            drawn with ``split_seed`` independently of the global RNG and kept in their original order; val and test
-            are unchanged. ``None``: all of them.
+            drawn with ``split_seed`` and kept in their order; val and test are unchanged. ``None``: all of them.
     """
 
     native_size: ClassVar[int] = 64
@@ -228,8 +219,10 @@ class ImageDataModule(L.LightningDataModule):
                    persistent_workers=self.num_workers > 0, collate_fn=collate, **kwargs)
 
     def train_sampler(self, dataset: Dataset) -> SeededRandomSampler:
-        """The train order: ``SeededRandomSampler(seed)``, shared out among DDP processes."""
-        return SeededRandomSampler(len(dataset), self.seed)
+        """The train order, shared out among DDP processes: ``SeededRandomSampler(seed)``, or the dataset's own
+        ``train_sampler(seed)`` (unpaired domains: a random B for each A)."""
+        own = getattr(dataset, "train_sampler", None)
+        return own(self.seed) if callable(own) else SeededRandomSampler(len(dataset), self.seed)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by ``train_sampler``; resumable mid-epoch from a checkpoint (``ResumableDataLoader``)."""
@@ -256,10 +249,8 @@ class ImageDataModule(L.LightningDataModule):
 
 
 class InMemoryImageDataModule(ImageDataModule):
-    """Base of the datasets small enough to hold as one uint8 tensor (MNIST, Fashion-MNIST, CIFAR-10).
-
-    A subclass implements ``load_arrays()`` -> ``{"train", "val", "test"}`` -> ``(images, labels)`` with images
-    uint8 (N, C, H, W) at the native size; this class converts whole batches to the requested size and channels.
+    """Base of the datasets small enough to hold as one uint8 tensor (MNIST, Fashion-MNIST, CIFAR-10): a subclass
+    implements ``load_arrays()`` -> ``{"train", "val", "test"}`` -> ``(images uint8 (N, C, H, W), labels)``.
 
     Args:
         resize_mode: how to reach a larger ``image_size``: ``resize`` (bilinear, antialiased) or ``pad`` (centre on a

@@ -98,10 +98,12 @@ class CachedImageDataset(BatchDataset):
         images: the whole cache, uint8 (N, C, S, S).
         index: this split's rows of the cache.
         labels: int labels of this split's rows, or None.
+        paths: the files of this split's rows.
     """
 
-    def __init__(self, images: Tensor, index: Sequence[int], labels: Sequence[int] | None = None):
-        self.images = images
+    def __init__(self, images: Tensor, index: Sequence[int], labels: Sequence[int] | None = None,
+                 paths: Sequence[Path] = ()):
+        self.images, self.paths = images, list(paths)
         self.index = torch.as_tensor(list(index), dtype=torch.int64)
         self.labels = None if labels is None else torch.as_tensor(list(labels), dtype=torch.int64)
         self.indices_only = False

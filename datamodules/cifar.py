@@ -51,11 +51,9 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 class CIFAR10DataModule(InMemoryImageDataModule):
     """CIFAR-10: 60,000 32x32 colour images in 10 classes (50k train, 10k test).
 
-    Train = the 50k train batches minus a random val split (``val_fraction=0.1`` -> 45,000 / 5,000, seeded by
-    ``split_seed``); test = the official 10k test batch. Files are looked for in ``<data_dir>/cifar-10-batches-py``
-    (torchvision's layout) or directly in ``data_dir``; with ``download=True`` torchvision downloads and checks the
-    archive (in ``prepare_data``). The batches are read here, not by torchvision, so no network is touched when
-    ``download`` is false.
+    Train = the 50k train batches minus a random val split (``val_fraction=0.1`` -> 45,000 / 5,000); test = the
+    official 10k test batch. The batches are read (without touching the network) from ``<data_dir>/cifar-10-batches-py``
+    (torchvision's layout) or ``data_dir``.
 
     Dataset: CIFAR-10 (A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009); no licence is
     stated: cite the report.

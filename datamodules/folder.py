@@ -48,11 +48,7 @@ def empty_folder_error(root: str | Path) -> DataError:
 
 
 def image_problem(path: Path, mode: CheckMode = "header") -> str | None:
-    """Why PIL cannot read ``path`` (``None`` if it can).
-
-    ``header`` opens the file and runs ``Image.verify()`` (cheap: reads the header; PNG also checks chunk CRCs but a
-    truncated JPEG passes); ``full`` decodes every pixel.
-    """
+    """Why PIL cannot read ``path`` (``None`` if it can): ``header`` runs ``Image.verify()``, ``full`` decodes it."""
     if mode == "none":
         return None
     try:
@@ -110,16 +106,12 @@ def load_image(path: str | Path, channels: int, draft: int | None = None, hint: 
 
 class FolderImageTransform:
     """Path -> float32 (channels, image_size, image_size) in [-1, 1]: decode, optional centre crop of a ``crop_size``
-    square (capped at the shorter side), resize, optional horizontal flip with probability 1/2.
+    square (capped at the shorter side), resize, random horizontal flip (p = 1/2, torch's RNG) if ``flip``.
 
-    Args:
-        image_size: output side; ``None`` (with ``squash``) keeps the file's size.
-        channels: 1 or 3.
-        crop_size: square crop before resizing (CelebA: 178, as in DCGAN); ``None`` for none.
-        flip: random horizontal flip (train augmentation; uses torch's RNG, seeded per worker by Lightning).
-        squash: resize straight to ``image_size`` squared (translation data). Otherwise (image folders) resize the
-            shorter side, upscaling small images, and centre-crop a square; JPEGs are then decoded at the smallest
-            scale >= the target when there is no fixed crop, and decoding errors advise ``check_images``.
+    ``squash`` (translation data) resizes straight to ``image_size`` squared (``None``: the file's size). Otherwise
+    (image folders) the shorter side is resized, upscaling small images, and a square centre-cropped; JPEGs are then
+    decoded at the smallest scale >= the target when there is no fixed crop, and decoding errors advise
+    ``check_images``.
     """
 
     def __init__(self, image_size: int | None, channels: int, crop_size: int | None = None, flip: bool = False,

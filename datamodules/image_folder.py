@@ -1,4 +1,4 @@
-"""Any folder of images: LSUN exports, scraped sets, your own data."""
+"""Any folder of images (LSUN exports, scraped sets, your own data), and folder-per-domain images for StarGAN."""
 
 from __future__ import annotations
 
@@ -16,17 +16,15 @@ from . import cache, folder
 from .base import ImageDataModule, random_split
 from .errors import DataError
 from .folder import CheckMode, FolderImageTransform, ImageFileDataset
+from .translation import TranslationDataModule
 
 
 class ImageFolderDataModule(ImageDataModule):
     """Every image under ``data_dir`` (``.jpg .jpeg .png .bmp .webp``, recursive, hidden files skipped), converted
     to ``channels`` (transparency composited over white), centre-cropped to ``crop_size``, its shorter side resized to
     ``image_size`` (small images upscaled), centre-cropped to a square and flipped at random in training. Splits are
-    random over the readable files (seeded by ``split_seed``).
-
-    Unreadable files: ``setup`` checks each file with PIL and **skips** the bad ones with one warning that counts them
-    and names the first three (a ``DataError`` if all are bad); a file that passes the check but fails to decode
-    during training raises a ``DataError`` naming it.
+    random over the readable files (seeded by ``split_seed``). ``setup`` **skips** files PIL cannot read, with one
+    warning that counts them; a file that passes the check but fails to decode later raises a ``DataError`` naming it.
 
     Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
 
@@ -39,8 +37,8 @@ class ImageFolderDataModule(ImageDataModule):
             pixel: slow, but also catches truncated JPEG data) or ``none``.
         test_fraction: share of the images for test; 0 makes test the val images.
         cache_dir: decode and resize every readable image once into a uint8 file in this folder and train from a
-            memory map of it (``datamodules.cache``; rebuilt when the files or the size change); flips and
-            normalization then run on the device. None: decode files every epoch.
+            memory map of it (``datamodules.cache``: rebuilt when the files or the size change, flips on the device).
+            None: decode files every epoch.
         cache_on_gpu: with ``cache_dir``, hold the whole cache on the GPU (batches are then only indices). None:
             when it takes less than half the free GPU memory.
     """
@@ -109,12 +107,11 @@ class ImageFolderDataModule(ImageDataModule):
                 datasets[split] = datasets["val"]
                 continue
             rows = [int(i) for i in index]
-            split_labels = None if labels is None else [labels[i] for i in rows]
+            files, split_labels = [paths[i] for i in rows], None if labels is None else [labels[i] for i in rows]
             if images is None:
-                transform = self.transform(split == "train")
-                datasets[split] = ImageFileDataset([paths[i] for i in rows], split_labels, transform)
+                datasets[split] = ImageFileDataset(files, split_labels, self.transform(split == "train"))
             else:
-                datasets[split] = cache.CachedImageDataset(images, rows, split_labels)
+                datasets[split] = cache.CachedImageDataset(images, rows, split_labels, files)
                 datasets[split].indices_only = self._device_cache is not None
         return datasets
 
@@ -148,3 +145,21 @@ class ImageFolderDataModule(ImageDataModule):
         paths, labels = self.readable(*self.collect_files())
         splits = random_split(len(paths), self.val_fraction, self.test_fraction, self.split_seed)
         return self.make_datasets(paths, labels, splits)
+
+
+class DomainFolderDataModule(TranslationDataModule, ImageFolderDataModule):
+    """Folder-per-domain images for StarGAN (``data_dir/<domain>/``; sorted folder names → class indices ``label``),
+    i.e. ``ImageFolderDataModule`` with ``use_subfolders_as_classes`` always true, whose ``predict`` translates the
+    test split (or a ``predict_dir``) and which exposes ``domain_names``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["use_subfolders_as_classes"] = True
+        super().__init__(*args, **kwargs)
+        self.domain_names = list(self.class_names or [])
+        if len(self.domain_names) < 2:
+            raise DataError(f"{self.data_dir} has {len(self.domain_names)} domain folder(s); StarGAN needs at least "
+                            "2 sub-folders of images, one per domain")
+
+    def predict_split_dataset(self) -> Dataset:
+        test = self.dataset("test")  # its files (also with a cache: the items are named after them)
+        return ImageFileDataset(test.paths, test.labels, self.transform(False), named=True)

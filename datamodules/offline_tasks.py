@@ -6,7 +6,6 @@ Generated data are never committed: they live in memory or under ``cache_dir``."
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +18,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .base import BatchDataset
+from .celeba import CelebAAttributesDataModule
 from .errors import DataError
-from .labelled import CelebAAttributesDataModule
 from .mnist import FashionMNISTDataModule, load_embedded_mnist
 from .transforms import fit_square, to_unit_range
 from .translation import TranslationDataModule
-from .unpaired import UnpairedDataset, UnpairedTrainLoaderMixin
+from .unpaired import UnpairedDataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -106,7 +105,7 @@ def tint(images: Tensor, colour: tuple[float, float, float] = RED_TINT) -> Tenso
     return (images.float() * weights).round().clamp(0, 255).to(torch.uint8)
 
 
-class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule):
+class FashionUnpairedDataModule(TranslationDataModule):
     """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``); batch
     size 8 (1 in the paper; larger is much faster on CPU).
 
@@ -158,10 +157,8 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
         for split, d in self.images.items():
             if len(d["a"]) == 0 or len(d["b"]) == 0:
                 raise DataError(f"the {split} split has no images of one domain; check class_a/class_b")
-            targets = ({"target_a": d["a_target"].__getitem__, "target_b": d["b_target"].__getitem__}
-                       if "a_target" in d else {})
-            out[split] = UnpairedDataset(d["a"].__getitem__, len(d["a"]), d["b"].__getitem__, len(d["b"]),
-                                         self.image_size, None, False, **targets)
+            out[split] = UnpairedDataset(d["a"], d["b"], self.image_size, None, False,
+                                         a_target=d.get("a_target"), b_target=d.get("b_target"))
         return out
 
     def predict_split_dataset(self) -> Dataset:
@@ -194,24 +191,17 @@ def write_color_digits(root: Path, num_images: int, size: int, seed: int) -> Non
     colours = torch.randint(3, (num_images,), generator=g).tolist()
     inverted = (torch.rand(num_images, generator=g) < 0.5).tolist()
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-    try:
-        (tmp / "img_align_celeba").mkdir()
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.", ignore_cleanup_errors=True) as tmp:
+        (folder := Path(tmp) / "img_align_celeba").mkdir()
         lines = [str(num_images), " ".join(COLOR_ATTRIBUTES)]
         for k in range(num_images):
             rgb = render_colored_digit(torch.from_numpy(images[k]), colours[k], inverted[k], size)
-            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / f"{k:05d}.png",
-                                                               compress_level=1)
+            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(folder / f"{k:05d}.png", compress_level=1)
             values = [colours[k] == c for c in range(3)] + [inverted[k]]
             lines.append(f"{k:05d}.png {' '.join('1' if v else '-1' for v in values)}")
-        (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-        if root.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
+        (Path(tmp) / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+        if not root.exists():  # else another process finished first (the temporary folder is then deleted)
             os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class MNISTColorsDataModule(CelebAAttributesDataModule):

@@ -1,6 +1,6 @@
 """The shared base of the image-to-image translation datamodules; the layouts live in ``paired`` (aligned pairs,
-pix2pix), ``unpaired`` (unpaired domains, CycleGAN) and ``labelled`` (CelebA attributes and folder-per-domain,
-StarGAN); ``offline_tasks`` builds one of each from Fashion-MNIST and the embedded MNIST.
+pix2pix), ``unpaired`` (unpaired domains, CycleGAN), ``celeba`` and ``image_folder`` (CelebA attributes and
+folder-per-domain, StarGAN); ``offline_tasks`` builds one of each from Fashion-MNIST and the embedded MNIST.
 
 Batches: ``{"source", "target"}`` for paired data, ``{"a", "b"}`` for unpaired data, ``{"image", "label"}`` for
 domain labels (a float 0/1 attribute vector or a class index), all images float32 (N, C, H, W) in [-1, 1].
