@@ -1,13 +1,10 @@
 """Decoded-image cache for folder datasets (``--data.cache_dir``): every image is decoded and resized once into a
-uint8 ``.npy`` file, then read from a memory map of it (or from a copy on the GPU). A JPEG pipeline starves a fast
-GPU about tenfold at 64x64; CelebA's decoded array at 64x64 is 2.5 GB, read with no decoding at all.
-
-The cache holds exactly the deterministic part of ``folder.FolderImageTransform`` (decode, channels, crops, resize);
-flips and the same ``u8 / 127.5 - 1`` normalization run per batch on the device, so pixels are identical to the
-uncached path, and a file that fails to decode raises the same ``DataError``. The file name carries a fingerprint of
-the file list (relative path, size, mtime) and the settings, so a changed folder or size builds a new cache (the old
-one stays until deleted). Writes go to a temporary file renamed into place: an interrupted build leaves no half
-cache, and concurrent builders (DDP ranks) produce the same bytes.
+uint8 ``.npy`` file, then read from a memory map of it or a copy on the GPU (a JPEG pipeline starves a fast GPU about
+tenfold at 64x64; CelebA at 64x64 is 2.5 GB). It holds exactly the deterministic part of ``FolderImageTransform``;
+flips and the same ``u8 / 127.5 - 1`` run per batch on the device, so pixels are identical to the uncached path. The
+file name carries a fingerprint of the file list (relative path, size, mtime) and the settings: a changed folder or
+size builds a new cache. Writes go to a temporary file renamed into place, so an interrupted build leaves no half
+cache and concurrent builders (DDP ranks) produce the same bytes.
 """
 
 from __future__ import annotations
@@ -90,16 +87,9 @@ def build_or_load(paths: Sequence[Path], root: Path, transform: FolderImageTrans
 
 
 class CachedImageDataset(BatchDataset):
-    """A split of the cache: items are indices into the cache; batches (``__getitems__``) are either the uint8
-    images (``image_u8``, gathered from the memory map) or, when the cache lives on the GPU (``indices_only``), just
-    ``cache_index``. ``device_batch`` turns either into the usual float ``image`` on the device.
-
-    Args:
-        images: the whole cache, uint8 (N, C, S, S).
-        index: this split's rows of the cache.
-        labels: int labels of this split's rows, or None.
-        paths: the files of this split's rows.
-    """
+    """The ``index`` rows of the cache ``images`` (uint8 (N, C, S, S)), with their int ``labels`` and ``paths``:
+    batches are the uint8 images (``image_u8``, gathered from the memory map) or, when the cache lives on the GPU
+    (``indices_only``), just ``cache_index``; ``device_batch`` turns either into the usual float ``image``."""
 
     def __init__(self, images: Tensor, index: Sequence[int], labels: Sequence[int] | None = None,
                  paths: Sequence[Path] = ()):

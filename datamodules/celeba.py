@@ -21,22 +21,18 @@ from .translation import TranslationDataModule
 
 CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
-PARTITION_SPLITS = {0: "train", 1: "val", 2: "test"}
 
 
 def read_partition(path: Path) -> dict[str, str]:
     """``list_eval_partition.txt`` (``000001.jpg 0``) or Kaggle's ``.csv`` (``image_id,partition`` header) ->
-    file name -> ``train``/``val``/``test``."""
+    file name -> ``train``/``val``/``test`` (0/1/2)."""
     result: dict[str, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.replace(",", " ").split()
-        if not parts:
-            continue
-        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) not in PARTITION_SPLITS:
-            if number == 1:  # a header
-                continue
+        if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) < len(SPLITS):
+            result[parts[0]] = SPLITS[int(parts[1])]
+        elif parts and number > 1:  # blank lines and a header are skipped
             raise DataError(f"{path} line {number} is not '<file name> <0|1|2>': {line.strip()!r}; restore the file")
-        result[parts[0]] = PARTITION_SPLITS[int(parts[1])]
     return result
 
 
@@ -47,7 +43,6 @@ class CelebADataModule(ImageFolderDataModule):
     ``<data_dir>/img_align_celeba/`` or ``<data_dir>/celeba/img_align_celeba/`` (torchvision's layout; nested folders
     from a Kaggle zip work) with ``list_eval_partition.txt`` (or Kaggle's ``.csv``) beside it use the official split
     (162,770 / 19,867 / 19,962); without the partition file, or for any other folder of faces, the split is random.
-
     Dataset: CelebA (Z. Liu, P. Luo, X. Wang, X. Tang, ICCV 2015); non-commercial research use only.
 
     Args:
@@ -86,8 +81,7 @@ class CelebADataModule(ImageFolderDataModule):
             return super().build_datasets()  # random split of a plain folder (or the download path)
         images_dir, partition_file = layout
         partition = read_partition(partition_file)
-        if not (paths := folder.list_images(images_dir)):
-            raise folder.empty_folder_error(images_dir)
+        paths = folder.list_images(images_dir, required=True)
         if not (listed := [path for path in paths if path.name in partition]):
             raise DataError(f"none of the {len(paths)} images in {images_dir} is listed in {partition_file}; use the "
                             "matching partition file or remove it for a random split")

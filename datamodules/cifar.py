@@ -49,11 +49,9 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class CIFAR10DataModule(InMemoryImageDataModule):
-    """CIFAR-10: 60,000 32x32 colour images in 10 classes (50k train, 10k test).
-
-    Train = the 50k train batches minus a random val split (``val_fraction=0.1`` -> 45,000 / 5,000); test = the
-    official 10k test batch. The batches are read (without touching the network) from ``<data_dir>/cifar-10-batches-py``
-    (torchvision's layout) or ``data_dir``.
+    """CIFAR-10: 60,000 32x32 colour images in 10 classes, read (without touching the network) from
+    ``<data_dir>/cifar-10-batches-py`` (torchvision's layout) or ``data_dir``. Train = the 50k train batches minus a
+    random val split (``val_fraction=0.1`` -> 45,000 / 5,000); test = the official 10k test batch.
 
     Dataset: CIFAR-10 (A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009); no licence is
     stated: cite the report.

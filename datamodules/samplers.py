@@ -1,10 +1,8 @@
-"""Reproducible, resumable shuffling for the train loader, single process and under DDP.
-
-``SeededRandomSampler`` permutes with its own ``torch.Generator`` seeded from ``seed + epoch``, so the order never
-depends on the global RNG. It is a ``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own
-(Lightning 2.6 ``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``). ``ResumableDataLoader``
-also has ``state_dict``/``load_state_dict``, which Lightning saves in every checkpoint (from rank 0) and restores on
-resume (on every rank), so a mid-epoch resume skips exactly the batches already trained on.
+"""Reproducible, resumable shuffling for the train loader, single process and under DDP. ``SeededRandomSampler`` is
+a ``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own (Lightning 2.6
+``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``); ``ResumableDataLoader`` has
+``state_dict``/``load_state_dict``, which Lightning saves in every checkpoint (from rank 0) and restores on resume (on
+every rank), so a mid-epoch resume skips exactly the batches already trained on.
 """
 
 from __future__ import annotations

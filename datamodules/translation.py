@@ -1,11 +1,10 @@
-"""The shared base of the image-to-image translation datamodules; the layouts live in ``paired`` (aligned pairs,
-pix2pix), ``unpaired`` (unpaired domains, CycleGAN), ``celeba`` and ``image_folder`` (CelebA attributes and
-folder-per-domain, StarGAN); ``offline_tasks`` builds one of each from Fashion-MNIST and the embedded MNIST.
-
-Batches: ``{"source", "target"}`` for paired data, ``{"a", "b"}`` for unpaired data, ``{"image", "label"}`` for
-domain labels (a float 0/1 attribute vector or a class index), all images float32 (N, C, H, W) in [-1, 1].
-``predict`` translates the test split, or every image of ``predict_dir`` at its own size (batch 1; the model pads
-to what its generator needs and crops back), and yields ``name`` (the file name to keep) and ``index``.
+"""The shared base of the image-to-image translation datamodules: ``paired`` (pix2pix), ``unpaired`` (CycleGAN),
+``celeba`` and ``image_folder`` (CelebA attributes and folder-per-domain, StarGAN); ``offline_tasks`` builds one of
+each from Fashion-MNIST and the embedded MNIST. Batches: ``{"source", "target"}`` for paired data, ``{"a", "b"}``
+for unpaired data, ``{"image", "label"}`` for domain labels (a float 0/1 attribute vector or a class index), all
+images float32 (N, C, H, W) in [-1, 1]. ``predict`` translates the test split, or every image of ``predict_dir`` at
+its own size (batch 1; the model pads to what its generator needs and crops back), and yields ``name`` (the file
+name to keep) and ``index``.
 """
 
 from __future__ import annotations
@@ -34,16 +33,13 @@ class TranslationDataModule(ImageDataModule):
         super().__init__(*args, **kwargs)
         self.predict_dir = Path(predict_dir).expanduser() if predict_dir else None
         self.predict_keep_size = predict_keep_size
-
-    def predict_extra(self) -> dict[str, Any]:
-        """Constant keys added to every predicted item (e.g. the CycleGAN ``domain``)."""
-        return {}
+        self.predict_extra: dict[str, Any] = {}  # constant keys of every predicted item (e.g. the CycleGAN domain)
 
     def predict_files(self, paths: Sequence[Path], image_size: int | None) -> ImageFileDataset:
         """Image files to translate, resized to ``image_size`` squared (None: their own size), as items with
         ``name``, ``index`` and the ``predict_extra`` keys."""
         transform = FolderImageTransform(image_size, self.channels, squash=True)
-        return ImageFileDataset(paths, None, transform, named=True, extra=self.predict_extra())
+        return ImageFileDataset(paths, None, transform, named=True, extra=self.predict_extra)
 
     def predict_split_dataset(self) -> Dataset:
         return self.dataset("test")

@@ -74,7 +74,7 @@ class UnpairedDataModule(FileTranslationDataModule):
         super().__init__(*args, **kwargs)
         if predict_domain not in ("A", "B"):
             raise DataError(f"predict_domain must be 'A' or 'B', got {predict_domain!r}")
-        self.predict_domain = predict_domain
+        self.predict_domain, self.predict_extra = predict_domain, {"domain": 0 if predict_domain == "A" else 1}
 
     def _folder(self, name: str, required: bool) -> list[Path] | None:
         root = self.data_dir / name
@@ -101,9 +101,6 @@ class UnpairedDataModule(FileTranslationDataModule):
         self._predict_paths = test_a if self.predict_domain == "A" else test_b
         evaluation = self._dataset(test_a, test_b, False)
         return {"train": self._dataset(train_a, train_b, True), "val": evaluation, "test": evaluation}
-
-    def predict_extra(self) -> dict[str, Any]:
-        return {"domain": 0 if self.predict_domain == "A" else 1}
 
     def predict_split_dataset(self) -> Dataset:
         self.setup()
