@@ -4,11 +4,10 @@
 """
 
 from .base import ImageDataModule, InMemoryImageDataModule
-from .celeba import CelebADataModule
+from .celeba import CelebAAttributesDataModule, CelebADataModule
 from .cifar import CIFAR10DataModule
 from .errors import DataError
-from .image_folder import ImageFolderDataModule
-from .labelled import CelebAAttributesDataModule, DomainFolderDataModule
+from .image_folder import DomainFolderDataModule, ImageFolderDataModule
 from .mnist import EmbeddedMNISTDataModule, FashionMNISTDataModule, MNISTDataModule
 from .offline_tasks import FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule
 from .paired import AlignedPairDataModule

@@ -4,7 +4,9 @@ A subclass supplies ``build_datasets()`` (``{"train", "val", "test"}`` -> map-st
 from ``__getitems__``, are dicts with ``image`` float32 (C, H, W) in [-1, 1] and, where the data has classes,
 ``label`` int64) and sets the class attributes ``native_size``/``native_channels``/``native_num_classes``.
 ``image_size``, ``channels`` and ``num_classes`` are known right after ``__init__`` (the CLI links them into the
-model before any ``setup``). Nothing here knows about models.
+model before any ``setup``). Subclasses declare only the arguments they add or whose defaults differ and pass the
+rest on through ``*args``/``**kwargs`` (jsonargparse follows that chain, so the CLI lists every argument). Nothing
+here knows about models.
 """
 
 from __future__ import annotations
@@ -29,21 +31,19 @@ def collate(batch: Any) -> Any:
     return batch if isinstance(batch, dict) else default_collate(batch)
 
 
-def index_batch(indices: list[int]) -> dict[str, Tensor]:
-    """``{"index": LongTensor (N,)}``: what a generator needs to draw sample ``i`` from seed ``i``."""
-    return {"index": torch.tensor(indices, dtype=torch.int64)}
+class BatchDataset(Dataset):
+    """A dataset that builds whole batches in ``__getitems__`` (a dict of (N, ...) tensors or lists); an item is a
+    batch of one."""
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return {key: value[0] for key, value in self.__getitems__([i]).items()}
 
 
-class TensorImageDataset(Dataset):
-    """uint8 images (N, C, H, W) and optional int labels held in memory; converted a whole batch at a time.
-
-    Args:
-        images: uint8 tensor (N, C, H, W).
-        labels: int tensor (N,), or None for unlabeled data (items then have no ``label`` key).
-        image_size: output side; other sizes are resized (antialiased) or padded, see ``resize_mode``.
-        channels: output channels (1 or 3).
-        resize_mode: ``resize`` or ``pad`` (centre on a black background).
-    """
+class TensorImageDataset(BatchDataset):
+    """uint8 images (N, C, H, W) and int labels (N,) (None: no ``label`` key) held in memory; each batch is converted
+    at once to ``channels`` and ``image_size`` (``fit_square`` with ``resize_mode``)."""
 
     def __init__(self, images: Tensor, labels: Tensor | None, image_size: int, channels: int,
                  resize_mode: ResizeMode = "resize") -> None:
@@ -64,26 +64,15 @@ class TensorImageDataset(Dataset):
             batch["label"] = self.labels[index]  # (N,)
         return batch
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return {key: value[0] for key, value in self.__getitems__([i]).items()}
-
-
-def split_count(n: int, fraction: float) -> int:
-    """``round(n * fraction)``, but at least 1 when ``fraction > 0``."""
-    return max(1, round(n * fraction)) if fraction > 0 else 0
-
 
 def random_split(n: int, val_fraction: float, test_fraction: float = 0.0, seed: int = 0) -> dict[str, Tensor]:
-    """Index tensors for train/val/test from one permutation seeded with ``seed``.
-
-    With ``test_fraction == 0`` the test split is the validation split (there is no other held-out data).
+    """Index tensors for train/val/test from one permutation seeded with ``seed``; a nonzero fraction holds out at
+    least one item. With ``test_fraction == 0`` the test split is the validation split (the same tensor).
 
     Raises:
         DataError: the data are too few for the requested fractions.
     """
-    n_val, n_test = split_count(n, val_fraction), split_count(n, test_fraction)
+    n_val, n_test = (max(1, round(n * fraction)) if fraction > 0 else 0 for fraction in (val_fraction, test_fraction))
     if n - n_val - n_test < 1:
         raise DataError(f"{n} images cannot be split into val_fraction={val_fraction:g} and test_fraction="
                         f"{test_fraction:g} with any left to train on; add images or lower the fractions")
@@ -93,10 +82,8 @@ def random_split(n: int, val_fraction: float, test_fraction: float = 0.0, seed: 
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Base of every image datamodule (see the module docstring for what a subclass supplies).
-
-    Subclasses declare only the arguments they add or whose defaults differ and pass the rest on through ``*args``
-    and ``**kwargs`` (jsonargparse follows that chain, so the CLI lists every argument with its default).
+    """Base of every image datamodule (see the module docstring for what a subclass supplies); the other classes
+    document only the arguments they add.
 
     Args:
         data_dir: where the data live (or go, for downloads); ``None`` means the subclass's ``default_data_dir``.
@@ -106,22 +93,23 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: val/test batch size; ``None`` means ``batch_size``.
         num_workers: loader worker processes (0 is best for in-memory data; the batches are sliced, not decoded).
         val_fraction: share of the training data held out for validation, where the dataset has no fixed split.
-        split_seed: seed of that random split; separate from ``seed`` so that runs with different seeds are validated
-            on the same images.
+        split_seed: seed of that random split (apart from ``seed``: runs of different seeds validate on the same data).
         seed: seed of the train order (epoch ``e`` uses ``seed + e``; independent of the global RNG).
         num_predict: how many samples ``predict`` draws (``{"index": i}`` for ``i < num_predict``).
         predict_batch_size: batch size of the predict loader.
         drop_last: drop the last incomplete train batch (BatchNorm and the GAN losses prefer equal batches).
         pin_memory: pin host memory for faster copies to the GPU; ``None`` means "if CUDA is available".
         limit_train_images: train on a fixed subset of this many training images (data-efficient GAN training),
-            drawn with ``split_seed`` independently of the global RNG and kept in their original order; val and test
-            are unchanged. ``None``: all of them.
+            drawn with ``split_seed`` and kept in their order; val and test are unchanged. ``None``: all of them.
     """
 
     native_size: ClassVar[int] = 64
     native_channels: ClassVar[int] = 3
     native_num_classes: ClassVar[int | None] = None
     default_data_dir: ClassVar[str | None] = None
+    #: the ``torchvision.datasets`` class (and its arguments) that downloads the files, for ``download``.
+    torchvision_name: ClassVar[str] = ""
+    torchvision_args: ClassVar[dict[str, Any]] = {}
     download: bool = False  # subclasses that can download set it from their ``download`` argument
 
     def __init__(self, data_dir: str | None = None, image_size: int | None = None, channels: int | None = None,
@@ -171,8 +159,8 @@ class ImageDataModule(L.LightningDataModule):
             self.datasets = datasets
 
     def limit_train(self, dataset: Dataset, k: int) -> Dataset:
-        """``k`` items of the train split: the sorted first ``k`` of ``torch.randperm`` seeded with ``split_seed``. A
-        dataset with its own ``subset(k, generator)`` (unpaired domains) draws them itself.
+        """The sorted first ``k`` of ``torch.randperm`` seeded with ``split_seed``; a dataset with its own
+        ``subset(k, generator)`` (unpaired domains) draws them itself.
 
         Raises:
             DataError: ``k`` is larger than the split.
@@ -196,8 +184,10 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def fetch_data(self) -> None:
-        """Download the files (with torchvision) into ``data_dir``."""
-        raise NotImplementedError
+        """Download the files into ``data_dir`` with ``torchvision.datasets.<torchvision_name>``."""
+        from torchvision import datasets
+
+        getattr(datasets, self.torchvision_name)(root=str(self.data_dir), download=True, **self.torchvision_args)
 
     def missing_error(self, extra: str = "") -> DataError:
         """The one-line error for missing files, with ``extra`` (why downloading failed) before the advice."""
@@ -229,8 +219,10 @@ class ImageDataModule(L.LightningDataModule):
                    persistent_workers=self.num_workers > 0, collate_fn=collate, **kwargs)
 
     def train_sampler(self, dataset: Dataset) -> SeededRandomSampler:
-        """The train order: ``SeededRandomSampler(seed)``, shared out among DDP processes."""
-        return SeededRandomSampler(len(dataset), self.seed)
+        """The train order, shared out among DDP processes: ``SeededRandomSampler(seed)``, or the dataset's own
+        ``train_sampler(seed)`` (unpaired domains: a random B for each A)."""
+        own = getattr(dataset, "train_sampler", None)
+        return own(self.seed) if callable(own) else SeededRandomSampler(len(dataset), self.seed)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by ``train_sampler``; resumable mid-epoch from a checkpoint (``ResumableDataLoader``)."""
@@ -250,20 +242,19 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.dataset("test"), self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        """Batches ``{"index": LongTensor (N,)}`` over ``range(num_predict)``, each index once, in order."""
-        return DataLoader(range(self.num_predict), batch_size=self.predict_batch_size, collate_fn=index_batch)
+        """Batches ``{"index": LongTensor (N,)}`` over ``range(num_predict)``, each index once, in order (a generator
+        draws sample ``i`` from seed ``i``)."""
+        return DataLoader(range(self.num_predict), batch_size=self.predict_batch_size,
+                          collate_fn=lambda indices: {"index": torch.tensor(indices, dtype=torch.int64)})
 
 
 class InMemoryImageDataModule(ImageDataModule):
-    """Base of the datasets small enough to hold as one uint8 tensor (MNIST, Fashion-MNIST, CIFAR-10).
-
-    A subclass implements ``load_arrays()`` -> ``{"train", "val", "test"}`` -> ``(images, labels)`` with images
-    uint8 (N, C, H, W) at the native size; this class converts whole batches to the requested size and channels.
+    """Base of the datasets small enough to hold as one uint8 tensor (MNIST, Fashion-MNIST, CIFAR-10): a subclass
+    implements ``load_arrays()`` -> ``{"train", "val", "test"}`` -> ``(images uint8 (N, C, H, W), labels)``.
 
     Args:
         resize_mode: how to reach a larger ``image_size``: ``resize`` (bilinear, antialiased) or ``pad`` (centre on a
-            black background, e.g. MNIST 28 -> 32 as in LeNet-5; smaller sizes always resize).
-        **kwargs: the arguments of ``ImageDataModule``.
+            black background, e.g. MNIST 28 -> 32 as in LeNet-5).
     """
 
     def __init__(self, *args: Any, resize_mode: ResizeMode = "resize", **kwargs: Any) -> None:

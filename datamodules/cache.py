@@ -1,20 +1,10 @@
-"""Decoded-image cache for folder datasets: decode and resize every image once into a uint8 ``.npy`` file, then
-train from a memory map of it (or from a copy on the GPU) with flips and normalization done on the device.
-
-Why: a JPEG pipeline (PIL decode + resize per image per epoch) starves a fast GPU about tenfold at 64×64; the
-decoded uint8 array of CelebA at 64×64 is 2.5 GB, read with no decoding at all.
-
-- **What is cached**: exactly the deterministic part of ``folder.FolderImageTransform`` (decode, channel conversion,
-  the centre crop, the resize, the square crop), as uint8 (N, C, S, S). Random flips are applied per batch on the
-  device; normalization to [-1, 1] is the same ``u8 / 127.5 - 1`` as the uncached path, so pixels are identical.
-- **Fingerprint**: a hash of the file list (path relative to the root, size, mtime in ns) and the transform settings
-  (image size, channels, crop). A changed, added or removed file or a new size builds a new cache file; the old one
-  stays until deleted (the name says which fingerprint it holds).
-- **Corrupt files**: the folder datamodules' ``check_images`` policy runs first (unreadable files are skipped with a
-  counted warning); a file that passes the check but fails to decode while the cache is built raises the same
-  ``DataError`` naming the file as the uncached loader.
-- **Writes** go to a temporary file renamed into place, so an interrupted build never leaves a half cache, and
-  concurrent builders (DDP ranks) produce the same bytes.
+"""Decoded-image cache for folder datasets (``--data.cache_dir``): every image is decoded and resized once into a
+uint8 ``.npy`` file, then read from a memory map of it or a copy on the GPU (a JPEG pipeline starves a fast GPU about
+tenfold at 64x64; CelebA at 64x64 is 2.5 GB). It holds exactly the deterministic part of ``FolderImageTransform``;
+flips and the same ``u8 / 127.5 - 1`` run per batch on the device, so pixels are identical to the uncached path. The
+file name carries a fingerprint of the file list (relative path, size, mtime) and the settings: a changed folder or
+size builds a new cache. Writes go to a temporary file renamed into place, so an interrupted build leaves no half
+cache and concurrent builders (DDP ranks) produce the same bytes.
 """
 
 from __future__ import annotations
@@ -30,10 +20,11 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torch.utils.data import Dataset
 
+from .base import BatchDataset
 from .errors import DataError
 from .folder import FolderImageTransform, ImageFileDataset
+from .transforms import to_unit_range
 
 CACHE_VERSION = 1
 
@@ -95,22 +86,17 @@ def build_or_load(paths: Sequence[Path], root: Path, transform: FolderImageTrans
     return images
 
 
-class CachedImageDataset(Dataset):
-    """A split of the cache: items are indices into the cache; batches (``__getitems__``) are either the uint8
-    images (``image_u8``, gathered from the memory map) or, when the cache lives on the GPU, just ``cache_index``.
-    ``device_batch`` turns either into the usual float ``image`` on the device.
+class CachedImageDataset(BatchDataset):
+    """The ``index`` rows of the cache ``images`` (uint8 (N, C, S, S)), with their int ``labels`` and ``paths``:
+    batches are the uint8 images (``image_u8``, gathered from the memory map) or, when the cache lives on the GPU
+    (``indices_only``), just ``cache_index``; ``device_batch`` turns either into the usual float ``image``."""
 
-    Args:
-        images: the whole cache, uint8 (N, C, S, S).
-        index: this split's rows of the cache.
-        labels: int labels of this split's rows, or None.
-    """
-
-    def __init__(self, images: Tensor, index: Sequence[int], labels: Sequence[int] | None = None):
-        self.images = images
+    def __init__(self, images: Tensor, index: Sequence[int], labels: Sequence[int] | None = None,
+                 paths: Sequence[Path] = ()):
+        self.images, self.paths = images, list(paths)
         self.index = torch.as_tensor(list(index), dtype=torch.int64)
         self.labels = None if labels is None else torch.as_tensor(list(labels), dtype=torch.int64)
-        self.indices_only = False  # set when the images are on the GPU
+        self.indices_only = False
 
     def __len__(self) -> int:
         return len(self.index)
@@ -122,11 +108,6 @@ class CachedImageDataset(Dataset):
             batch["label"] = self.labels[rows]
         return batch
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
 
 def device_batch(batch: dict, device_images: Tensor | None, flip: bool) -> dict:
     """uint8 batch (``image_u8``, or ``cache_index`` into ``device_images``) → float ``image`` in [-1, 1] on the
@@ -137,20 +118,9 @@ def device_batch(batch: dict, device_images: Tensor | None, flip: bool) -> dict:
         u8 = batch.pop("image_u8")
     else:
         return batch
-    image = u8.to(torch.float32).div_(127.5).sub_(1.0)  # same op as transforms.to_unit_range: identical pixels
+    image = to_unit_range(u8)
     if flip:
         mask = torch.rand(image.shape[0], device=image.device) < 0.5
         image = torch.where(mask[:, None, None, None], image.flip(-1), image)
     batch["image"] = image  # (N, C, S, S)
     return batch
-
-
-def fits_on_device(images: Tensor, device: torch.device, fraction: float = 0.5) -> bool:
-    """Whether ``images`` take less than ``fraction`` of the CUDA device's free memory (False off CUDA)."""
-    if device.type != "cuda":
-        return False
-    free, _ = torch.cuda.mem_get_info(device)
-    return images.numel() * images.element_size() < fraction * free
-
-
-__all__ = ["CachedImageDataset", "build_or_load", "device_batch", "fingerprint", "fits_on_device"]

@@ -33,7 +33,7 @@ class _CifarBatchUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
 
 
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One pickled batch -> images (N, 3, 32, 32) uint8, labels (N,) int64, read with a restricted unpickler."""
     try:
         with open(path, "rb") as f:
@@ -45,32 +45,25 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         f"and extract {CIFAR10_URL} again (or pass --data.download true)") from None
     if len(images) != len(labels):
         raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels; extract the archive again")
-    return images, labels
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 class CIFAR10DataModule(InMemoryImageDataModule):
-    """CIFAR-10: 60,000 32x32 colour images in 10 classes (50k train, 10k test).
-
-    Train = the 50k train batches minus a random val split (``val_fraction=0.1`` -> 45,000 / 5,000, seeded by
-    ``split_seed``); test = the official 10k test batch. Files are looked for in ``<data_dir>/cifar-10-batches-py``
-    (torchvision's layout) or directly in ``data_dir``; with ``download=True`` torchvision downloads and checks the
-    archive (in ``prepare_data``). The batches are read here, not by torchvision, so no network is touched when
-    ``download`` is false.
+    """CIFAR-10: 60,000 32x32 colour images in 10 classes, read (without touching the network) from
+    ``<data_dir>/cifar-10-batches-py`` (torchvision's layout) or ``data_dir``. Train = the 50k train batches minus a
+    random val split (``val_fraction=0.1`` -> 45,000 / 5,000); test = the official 10k test batch.
 
     Dataset: CIFAR-10 (A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009); no licence is
     stated: cite the report.
 
     Args:
         download: download with torchvision when the batches are missing.
-        **kwargs: the arguments of ``InMemoryImageDataModule`` (data_dir: torchvision root, default
-            ``./data/cifar10``; image_size ``None`` = 32; channels ``None`` = 3, 1 converts to luma; resize_mode;
-            val_fraction: share of the 50k train split held out for val; ...).
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 3
     native_num_classes: ClassVar[int | None] = 10
     default_data_dir: ClassVar[str | None] = "./data/cifar10"
+    torchvision_name: ClassVar[str] = "CIFAR10"
 
     def __init__(self, *args: Any, download: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,15 +80,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         return DataError(f"CIFAR-10 not found in {self.data_dir / CIFAR10_FOLDER}{extra}; pass --data.download true, "
                          f"or extract {CIFAR10_URL} into {self.data_dir}")
 
-    def fetch_data(self) -> None:
-        from torchvision.datasets import CIFAR10
-
-        CIFAR10(root=str(self.data_dir), train=True, download=True)
-
     def load_arrays(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
         folder = self.locate()
-        train = [read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
-        images = torch.from_numpy(np.concatenate([x for x, _ in train]))
-        labels = torch.from_numpy(np.concatenate([y for _, y in train]))
-        test_images, test_labels = read_cifar_batch(folder / CIFAR10_TEST[0])
-        return self.split_arrays(images, labels, (torch.from_numpy(test_images), torch.from_numpy(test_labels)))
+        images, labels = (torch.cat(parts) for parts in zip(*(read_cifar_batch(folder / n) for n in CIFAR10_TRAIN)))
+        return self.split_arrays(images, labels, read_cifar_batch(folder / CIFAR10_TEST[0]))

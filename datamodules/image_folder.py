@@ -1,4 +1,4 @@
-"""Any folder of images: LSUN exports, scraped sets, your own data."""
+"""Any folder of images (LSUN exports, scraped sets, your own data), and folder-per-domain images for StarGAN."""
 
 from __future__ import annotations
 
@@ -16,24 +16,15 @@ from . import cache, folder
 from .base import ImageDataModule, random_split
 from .errors import DataError
 from .folder import CheckMode, FolderImageTransform, ImageFileDataset
+from .translation import TranslationDataModule
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """Every image under ``data_dir`` (``.jpg .jpeg .png .bmp .webp``, recursive, hidden files skipped).
-
-    Preprocessing: optional square centre crop of ``crop_size``, resize of the shorter side to ``image_size``
-    (antialiased; smaller images are upscaled), centre crop to a square, optional random horizontal flip (train only).
-    Files of mixed modes are converted to ``channels``: gray is repeated to RGB, RGB becomes luma, transparency
-    (RGBA, LA, palette) is composited over white first, CMYK etc. go through PIL's ``convert``.
-
-    Unreadable files: at ``setup`` each file is opened and checked with PIL (``check_images="header"``: header and,
-    for PNG, chunk CRCs; ``"full"`` decodes every pixel, slow but also catches truncated JPEG data; ``"none"``). Bad
-    files are **skipped**, with one warning that counts them and names the first three; if every file is bad, a
-    ``DataError`` names one. A file that passes the check but fails to decode during training raises a ``DataError``
-    naming it. An empty or missing folder raises a ``DataError``.
-
-    Splits are random over the readable files (seeded by ``split_seed``); with ``test_fraction=0`` test is val.
-
+    """Every image under ``data_dir`` (``.jpg .jpeg .png .bmp .webp``, recursive, hidden files skipped), converted
+    to ``channels`` (transparency composited over white), centre-cropped to ``crop_size``, its shorter side resized to
+    ``image_size`` (small images upscaled), centre-cropped to a square and flipped at random in training. Splits are
+    random over the readable files (seeded by ``split_seed``). ``setup`` **skips** files PIL cannot read, with one
+    warning that counts them; a file that passes the check but fails to decode later raises a ``DataError`` naming it.
     Dataset: yours; respect its licence (LSUN: F. Yu et al. 2015, research use).
 
     Args:
@@ -41,18 +32,14 @@ class ImageFolderDataModule(ImageDataModule):
             ``label`` and ``num_classes`` is K); images directly in ``data_dir`` are then ignored.
         crop_size: square centre crop before resizing (capped at the shorter side); ``None`` for none.
         flip: random horizontal flips of train images.
-        check_images: ``header``, ``full`` or ``none`` (see above).
-        val_fraction: share of the images for val.
-        test_fraction: share for test; 0 makes test the val images.
-        num_workers: decoding worker processes.
+        check_images: ``header`` (PIL's ``verify``: the header and, for PNG, chunk CRCs), ``full`` (decodes every
+            pixel: slow, but also catches truncated JPEG data) or ``none``.
+        test_fraction: share of the images for test; 0 makes test the val images.
         cache_dir: decode and resize every readable image once into a uint8 file in this folder and train from a
-            memory map of it (``datamodules.cache``; fingerprinted by the file list, sizes, mtimes and the
-            transform, so a changed folder or size rebuilds it); flips and normalization then run on the device.
+            memory map of it (``datamodules.cache``: rebuilt when the files or the size change, flips on the device).
             None: decode files every epoch.
         cache_on_gpu: with ``cache_dir``, hold the whole cache on the GPU (batches are then only indices). None:
             when it takes less than half the free GPU memory.
-        **kwargs: the other arguments of ``ImageDataModule`` (data_dir: the folder of images; image_size 64,
-            channels 3, ...).
     """
 
     def __init__(self, *args: Any, use_subfolders_as_classes: bool = False, crop_size: int | None = None,
@@ -72,23 +59,20 @@ class ImageFolderDataModule(ImageDataModule):
         self._device_cache: Tensor | None = None
         self.class_names: list[str] | None = None
         if use_subfolders_as_classes:  # num_classes must be known now, before setup
-            root = self._root_or_raise()
+            root = self.image_root()
             self.class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
             if not self.class_names:
                 raise DataError(f"use_subfolders_as_classes needs one subfolder of images per class in {root}, found "
                                 "none; set --data.use_subfolders_as_classes false")
             self.num_classes = len(self.class_names)
 
-    def _root_or_raise(self) -> Path:
+    def image_root(self) -> Path:
+        """The folder to read (CelebA narrows it to ``img_align_celeba``)."""
         if self.data_dir is None:
             raise DataError(f"{type(self).__name__} needs --data.data_dir, the folder of images")
         if not self.data_dir.is_dir():
             folder.list_images(self.data_dir)  # raises the "does not exist" / "not a folder" error
         return self.data_dir
-
-    def image_root(self) -> Path:
-        """The folder to read (CelebA narrows it to ``img_align_celeba``)."""
-        return self._root_or_raise()
 
     def transform(self, train: bool) -> FolderImageTransform:
         return FolderImageTransform(self.image_size, self.channels, self.crop_size, flip=self.flip and train)
@@ -97,9 +81,7 @@ class ImageFolderDataModule(ImageDataModule):
         """All image paths under ``image_root()`` and, with subfolder classes, their labels."""
         root = self.image_root()
         if not self.class_names:
-            if not (paths := folder.list_images(root)):
-                raise folder.empty_folder_error(root)
-            return paths, None
+            return folder.list_images(root, required=True), None
         paths, labels = [], []
         for label, name in enumerate(self.class_names):
             if not (found := folder.list_images(root / name)):
@@ -122,12 +104,11 @@ class ImageFolderDataModule(ImageDataModule):
                 datasets[split] = datasets["val"]
                 continue
             rows = [int(i) for i in index]
-            split_labels = None if labels is None else [labels[i] for i in rows]
+            files, split_labels = [paths[i] for i in rows], None if labels is None else [labels[i] for i in rows]
             if images is None:
-                transform = self.transform(split == "train")
-                datasets[split] = ImageFileDataset([paths[i] for i in rows], split_labels, transform)
+                datasets[split] = ImageFileDataset(files, split_labels, self.transform(split == "train"))
             else:
-                datasets[split] = cache.CachedImageDataset(images, rows, split_labels)
+                datasets[split] = cache.CachedImageDataset(images, rows, split_labels, files)
                 datasets[split].indices_only = self._device_cache is not None
         return datasets
 
@@ -137,7 +118,9 @@ class ImageFolderDataModule(ImageDataModule):
         images = cache.build_or_load(paths, root, self.transform(False), self.cache_dir, self.num_workers)
         trainer = getattr(self, "trainer", None)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        on_gpu = cache.fits_on_device(images, device) if self.cache_on_gpu is None else self.cache_on_gpu
+        on_gpu = self.cache_on_gpu
+        if on_gpu is None:  # automatic: when it takes less than half the free memory of a CUDA device
+            on_gpu = device.type == "cuda" and images.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
         if on_gpu and device.type != "cuda":
             raise DataError("cache_on_gpu needs a CUDA trainer; set --data.cache_on_gpu null or false")
         self._device_cache = images.to(device) if on_gpu else None
@@ -159,3 +142,21 @@ class ImageFolderDataModule(ImageDataModule):
         paths, labels = self.readable(*self.collect_files())
         splits = random_split(len(paths), self.val_fraction, self.test_fraction, self.split_seed)
         return self.make_datasets(paths, labels, splits)
+
+
+class DomainFolderDataModule(TranslationDataModule, ImageFolderDataModule):
+    """Folder-per-domain images for StarGAN (``data_dir/<domain>/``; sorted folder names → class indices ``label``),
+    i.e. ``ImageFolderDataModule`` with ``use_subfolders_as_classes`` always true, whose ``predict`` translates the
+    test split (or a ``predict_dir``) and which exposes ``domain_names``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["use_subfolders_as_classes"] = True
+        super().__init__(*args, **kwargs)
+        self.domain_names = list(self.class_names or [])
+        if len(self.domain_names) < 2:
+            raise DataError(f"{self.data_dir} has {len(self.domain_names)} domain folder(s); StarGAN needs at least "
+                            "2 sub-folders of images, one per domain")
+
+    def predict_split_dataset(self) -> Dataset:
+        test = self.dataset("test")  # its files (also with a cache: the items are named after them)
+        return ImageFileDataset(test.paths, test.labels, self.transform(False), named=True)

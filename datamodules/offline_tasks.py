@@ -6,7 +6,6 @@ Generated data are never committed: they live in memory or under ``cache_dir``."
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +17,13 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .base import BatchDataset
+from .celeba import CelebAAttributesDataModule
 from .errors import DataError
-from .labelled import CelebAAttributesDataModule
 from .mnist import FashionMNISTDataModule, load_embedded_mnist
 from .transforms import fit_square, to_unit_range
 from .translation import TranslationDataModule
-from .unpaired import UnpairedDataset, UnpairedTrainLoaderMixin
+from .unpaired import UnpairedDataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -34,12 +34,6 @@ def fashion_arrays(data_dir: Path | None, val_fraction: float, split_seed: int) 
     28), int64 labels)."""
     dm = FashionMNISTDataModule(data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
     return dm.load_arrays()
-
-
-def pad_to(images: Tensor, size: int) -> Tensor:
-    """uint8 (N, C, 28, 28) → (N, C, size, size): centred on black for larger sizes (28 → 32, the powers of two the
-    U-Net needs), resized (antialiased, as every datamodule shrinks) for smaller ones."""
-    return fit_square(images, size, "pad" if size >= images.shape[-1] else "resize")
 
 
 def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
@@ -53,23 +47,22 @@ def sobel_edges(images: Tensor, threshold: float = 0.2) -> Tensor:
     return ((magnitude > threshold).to(torch.uint8) * 255)
 
 
-class PairedTensorDataset(Dataset):
-    """uint8 sources and targets in memory → batches ``{"source", "target", "label", "name", "index"}`` in [-1, 1]."""
+class NamedTensorDataset(BatchDataset):
+    """uint8 images (N, C, H, W) in memory, by key → batches of them in [-1, 1], the ``extra`` keys (a tensor per
+    item, or an int for all), ``index`` and ``name`` (``<prefix>_<index>.png``)."""
 
-    def __init__(self, source: Tensor, target: Tensor, labels: Tensor, prefix: str):
-        self.source, self.target, self.labels, self.prefix = source, target, labels, prefix
+    def __init__(self, images: dict[str, Tensor], prefix: str, **extra: Tensor | int):
+        self.images, self.prefix, self.extra = images, prefix, extra
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(next(iter(self.images.values())))
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        return {"source": to_unit_range(self.source[index]), "target": to_unit_range(self.target[index]),
-                "label": self.labels[index], "index": index,
-                "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+        batch = {key: to_unit_range(images[index]) for key, images in self.images.items()}
+        for key, value in self.extra.items():
+            batch[key] = value[index] if isinstance(value, Tensor) else torch.full((len(indices),), value)
+        return {**batch, "index": index, "name": [f"{self.prefix}_{i:05d}.png" for i in indices]}
 
 
 class FashionEdgesDataModule(TranslationDataModule):
@@ -81,15 +74,9 @@ class FashionEdgesDataModule(TranslationDataModule):
         edge_threshold: Sobel magnitude threshold (relative to each image's maximum).
         max_train: keep only this many training pairs (None: all).
         max_test: keep only this many test (and val) pairs.
-        batch_size: training batch size.
-        val_fraction: share of the 60k train split held out for val (before ``max_test``).
-        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: where Fashion-MNIST's IDX files are,
-            None: ``./data/fashion-mnist``, then Debian's /usr/share/datasets/fashion-mnist/; image_size 32, padded,
-            smaller sizes resize; ...). ``channels`` is 1.
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 1
 
     def __init__(self, *args: Any, edge_threshold: float = 0.2, max_train: int | None = None,
                  max_test: int | None = 1000, batch_size: int = 16, val_fraction: float = 1 / 60, **kwargs: Any):
@@ -101,43 +88,35 @@ class FashionEdgesDataModule(TranslationDataModule):
         out = {}
         for split, (images, labels) in arrays.items():
             limit = self.max_train if split == "train" else self.max_test
-            target = pad_to(images[:limit], self.image_size)
-            out[split] = PairedTensorDataset(sobel_edges(target, self.edge_threshold), target, labels[:limit], split)
+            target = fit_square(images[:limit], self.image_size, "pad")
+            source = sobel_edges(target, self.edge_threshold)
+            out[split] = NamedTensorDataset({"source": source, "target": target}, split, label=labels[:limit])
         return out
 
 
 # --------------------------------------------------------------------------------------------------- unpaired
-#: RGB multipliers of the red tint (white → light red, black stays black).
-RED_TINT = (1.0, 0.35, 0.35)
-
-
-def tint(images: Tensor, colour: tuple[float, float, float] = RED_TINT) -> Tensor:
-    """uint8 gray (N, 1, H, W) → uint8 RGB (N, 3, H, W) multiplied per channel by ``colour``."""
+def tint(images: Tensor, colour: tuple[float, float, float] = (1.0, 0.35, 0.35)) -> Tensor:
+    """uint8 gray (N, 1, H, W) → uint8 RGB (N, 3, H, W) multiplied per channel by ``colour`` (default: red, white
+    becomes light red and black stays black)."""
     weights = torch.tensor(colour).view(1, 3, 1, 1)
     return (images.float() * weights).round().clamp(0, 255).to(torch.uint8)
 
 
-class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule):
-    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A (``PairIndexSampler``).
-
-    ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class ``class_b`` (9, ankle boot); 1 channel.
-    ``task="tint"``: A = grayscale items as RGB, B = red-tinted items; A and B come from disjoint halves of the data,
-    so they are unpaired, but the true translation is known and given as ``a_target``/``b_target`` in every batch.
+class FashionUnpairedDataModule(TranslationDataModule):
+    """CycleGAN task from Fashion-MNIST (padded to 32 px), B drawn at random for each A; batch size 8 (1 in the
+    paper; larger is much faster on CPU). ``task="classes"``: A = class ``class_a`` (7, sneaker), B = class
+    ``class_b`` (9, ankle boot); 1 channel. ``task="tint"``: A = grayscale items as RGB, B = red-tinted items, from
+    disjoint halves of the data, so unpaired, but the true translation is given as ``a_target``/``b_target``.
 
     Args:
         task: ``classes`` or ``tint``.
         class_a: the A class (``classes`` task).
         class_b: the B class.
-        batch_size: training batch size (1 in the paper; larger is much faster on CPU).
         max_train: images per domain kept for training (None: all).
         max_test: images per domain for val/test.
-        val_fraction: share of the 60k train split held out for val (before ``max_test``).
-        **kwargs: the other arguments of ``TranslationDataModule`` (data_dir: Fashion-MNIST's folder, None:
-            ``./data/fashion-mnist``, then Debian's; image_size 32; ...). ``channels`` is 3 for ``tint``, else 1.
     """
 
     native_size: ClassVar[int] = 32
-    native_channels: ClassVar[int] = 1
 
     def __init__(self, task: Literal["classes", "tint"] = "classes", class_a: int = 7, class_b: int = 9, *,
                  batch_size: int = 8, max_train: int | None = None, max_test: int | None = 500,
@@ -158,7 +137,7 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
     def domains(self, split: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """uint8 images per role: ``a``, ``b`` and, for the tint task, ``a_target``, ``b_target``."""
         limit = self.max_train if split == "train" else self.max_test
-        images = pad_to(images, self.image_size)
+        images = fit_square(images, self.image_size, "pad")
         if self.task == "classes":
             return {"a": images[labels == self.class_a][:limit], "b": images[labels == self.class_b][:limit]}
         half = len(images) // 2
@@ -173,29 +152,13 @@ class FashionUnpairedDataModule(UnpairedTrainLoaderMixin, TranslationDataModule)
         for split, d in self.images.items():
             if len(d["a"]) == 0 or len(d["b"]) == 0:
                 raise DataError(f"the {split} split has no images of one domain; check class_a/class_b")
-            targets = ({"target_a": d["a_target"].__getitem__, "target_b": d["b_target"].__getitem__}
-                       if "a_target" in d else {})
-            out[split] = UnpairedDataset(d["a"].__getitem__, len(d["a"]), d["b"].__getitem__, len(d["b"]),
-                                         self.image_size, None, False, **targets)
+            out[split] = UnpairedDataset(d["a"], d["b"], self.image_size, None, False,
+                                         a_target=d.get("a_target"), b_target=d.get("b_target"))
         return out
 
     def predict_split_dataset(self) -> Dataset:
         self.setup()
-        return _DomainItems(self.images["test"]["a"], 0, "testA")
-
-
-class _DomainItems(Dataset):
-    """uint8 images → ``{"image", "domain", "name", "index"}`` for CycleGAN's predict."""
-
-    def __init__(self, images: Tensor, domain: int, prefix: str):
-        self.images, self.domain, self.prefix = images, domain, prefix
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        name = f"{self.prefix}_{i:05d}.png"
-        return {"image": to_unit_range(self.images[i]), "domain": self.domain, "name": name, "index": i}
+        return NamedTensorDataset({"image": self.images["test"]["a"]}, "testA", domain=0)
 
 
 # ---------------------------------------------------------------------------------------------------- StarGAN
@@ -206,7 +169,7 @@ _PRIMARIES = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 def render_colored_digit(gray: Tensor, colour: int, inverted: bool, size: int = 32) -> Tensor:
     """uint8 (28, 28) or (1, H, W) digit → uint8 RGB (3, size, size): padded to ``size``, optionally inverted
     (colour background, dark digit), multiplied by the primary ``colour`` (0 red, 1 green, 2 blue)."""
-    g = pad_to(gray.reshape(1, 1, *gray.shape[-2:]), size)[0].float()  # (1, S, S)
+    g = fit_square(gray.reshape(1, 1, *gray.shape[-2:]), size, "pad")[0].float()  # (1, S, S)
     if inverted:
         g = 255.0 - g
     return (g * torch.tensor(_PRIMARIES[colour]).view(3, 1, 1)).round().to(torch.uint8)
@@ -223,41 +186,29 @@ def write_color_digits(root: Path, num_images: int, size: int, seed: int) -> Non
     colours = torch.randint(3, (num_images,), generator=g).tolist()
     inverted = (torch.rand(num_images, generator=g) < 0.5).tolist()
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-    try:
-        (tmp / "img_align_celeba").mkdir()
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.", ignore_cleanup_errors=True) as tmp:
+        (folder := Path(tmp) / "img_align_celeba").mkdir()
         lines = [str(num_images), " ".join(COLOR_ATTRIBUTES)]
         for k in range(num_images):
             rgb = render_colored_digit(torch.from_numpy(images[k]), colours[k], inverted[k], size)
-            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(tmp / "img_align_celeba" / f"{k:05d}.png",
-                                                               compress_level=1)
+            Image.fromarray(rgb.permute(1, 2, 0).numpy()).save(folder / f"{k:05d}.png", compress_level=1)
             values = [colours[k] == c for c in range(3)] + [inverted[k]]
             lines.append(f"{k:05d}.png {' '.join('1' if v else '-1' for v in values)}")
-        (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-        if root.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
+        (Path(tmp) / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+        if not root.exists():  # else another process finished first (the temporary folder is then deleted)
             os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class MNISTColorsDataModule(CelebAAttributesDataModule):
     """StarGAN task: embedded-MNIST digits coloured red, green or blue (a one-hot group, like CelebA's hair colours)
     and plain or ``Inverted`` (a binary attribute), 32 px. The images and a CelebA-format attribute file are written
     once to ``cache_dir`` and read by ``CelebAAttributesDataModule`` itself. File ``<k>.png`` is MNIST digit ``k``, so
-    ``render_colored_digit`` gives the exact ground truth of any translation.
+    ``render_colored_digit`` gives the exact ground truth of any translation. The digits are neither cropped nor
+    flipped (a mirrored digit is no digit); ``attributes`` are a subset of ``Red Green Blue Inverted``, all by default.
 
     Args:
         cache_dir: where the generated files go (``./data/mnist_colors``; delete it to regenerate).
         num_images: digits used (up to the 10,000 embedded).
-        num_test: held out for test/val.
-        num_workers: decoding worker processes.
-        crop_size: centre crop before resizing (None: the 32 px digits are not cropped).
-        flip: random horizontal flips of train images (off: a mirrored digit is no digit).
-        **kwargs: the other arguments of ``CelebAAttributesDataModule`` (attributes, a subset of
-            ``Red Green Blue Inverted``, all by default; batch_size 16; ...).
     """
 
     native_size: ClassVar[int] = 32
@@ -271,8 +222,7 @@ class MNISTColorsDataModule(CelebAAttributesDataModule):
         self.num_images = num_images
 
     def prepare_data(self) -> None:
-        root = self.data_dir / "img_align_celeba"
-        if not root.is_dir():
+        if not (self.data_dir / "img_align_celeba").is_dir():
             write_color_digits(self.data_dir, self.num_images, self.native_size, seed=self.split_seed)
 
     def build_datasets(self) -> dict[str, Dataset]:

@@ -30,18 +30,6 @@ def split_aligned(image: Tensor, path: Path | str) -> tuple[Tensor, Tensor]:
     return image[..., : w // 2], image[..., w // 2 :]
 
 
-def check_aligned_widths(paths: Sequence[Path]) -> None:
-    """Reads only the headers; raises the ``split_aligned`` error for the first odd-width file."""
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                width = image.size[0]
-        except Exception as err:  # noqa: BLE001
-            raise DataError(f"cannot read {path} ({type(err).__name__}: {err}); delete or replace it") from None
-        if width % 2:
-            split_aligned(torch.empty(1, 1, width), path)
-
-
 class PairedFileDataset(Dataset):
     """Pairs from A|B images (``b_paths`` None) or from two lists of files; ``{"source", "target", "name", "index"}``.
     ``load_size`` None disables the random crop (evaluation)."""
@@ -74,9 +62,6 @@ class AlignedPairDataModule(FileTranslationDataModule):
     Train images are jittered as in the reference (resize to ``load_size``, the same random ``image_size`` crop and
     the same random flip on both halves); val/test are resized to ``image_size``. A missing val split uses test (and
     vice versa); with neither, ``val_fraction`` of train. Which half is the input is the model's ``direction``.
-
-    Args:
-        **kwargs: the arguments of ``FileTranslationDataModule`` (data_dir, image_size 256, load_size, flip, ...).
     """
 
     layout: ClassVar[str] = "train/ val/ test/"
@@ -94,7 +79,14 @@ class AlignedPairDataModule(FileTranslationDataModule):
                                 "identical file names")
             return a, [b_by_name[p.relative_to(root / "A")] for p in a]
         paths = list_images(root, recursive=False)
-        check_aligned_widths(paths)
+        for path in paths:  # an odd width is an error now, not in the middle of training (reads only the headers)
+            try:
+                with Image.open(path) as image:
+                    width = image.size[0]
+            except Exception as err:  # noqa: BLE001
+                raise DataError(f"cannot read {path} ({type(err).__name__}: {err}); delete or replace it") from None
+            if width % 2:
+                split_aligned(torch.empty(1, 1, width), path)
         return paths, None
 
     def build_datasets(self) -> dict[str, Dataset]:

@@ -1,10 +1,8 @@
-"""Reproducible, resumable shuffling for the train loader, single process and under DDP.
-
-``SeededRandomSampler`` permutes with its own ``torch.Generator`` seeded from ``seed + epoch``, so the order never
-depends on the global RNG. It is a ``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own
-(Lightning 2.6 ``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``). ``ResumableDataLoader``
-also has ``state_dict``/``load_state_dict``, which Lightning saves in every checkpoint (from rank 0) and restores on
-resume (on every rank), so a mid-epoch resume skips exactly the batches already trained on.
+"""Reproducible, resumable shuffling for the train loader, single process and under DDP. ``SeededRandomSampler`` is
+a ``DistributedSampler``, so Lightning keeps it under DDP instead of putting in its own (Lightning 2.6
+``trainer/connectors/data_connector.py``, ``_requires_distributed_sampler``); ``ResumableDataLoader`` has
+``state_dict``/``load_state_dict``, which Lightning saves in every checkpoint (from rank 0) and restores on resume (on
+every rank), so a mid-epoch resume skips exactly the batches already trained on.
 """
 
 from __future__ import annotations
@@ -19,17 +17,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 class SeededRandomSampler(DistributedSampler):
     """A random permutation of ``range(n)`` drawn from ``torch.Generator().manual_seed(seed + epoch)``, shared out
-    among ``num_replicas`` processes.
+    among ``num_replicas`` processes: the order of ``DistributedSampler(shuffle=True, drop_last=True, seed=seed)``.
 
     Rank ``r`` yields ``order[r : num_samples * num_replicas : num_replicas]``, ``num_samples = n // num_replicas``:
-    equal shares, so every rank delivers the same number of batches and the loader state Lightning saves from rank 0
-    serves every rank. The last ``n mod num_replicas`` items of each epoch's permutation are **dropped**, never padded
-    (no image twice in an epoch). This is the order of ``DistributedSampler(shuffle=True, drop_last=True, seed=seed)``;
-    with one process, the whole permutation. The ``k``-th batches of all ranks together are the ``k``-th batch of
-    size ``num_replicas * batch_size`` of one process.
-
-    Lightning calls ``set_epoch`` before every epoch. ``state_dict`` records the epoch and how many indices of this
-    rank's share the current iteration has yielded; after ``load_state_dict`` the next iteration skips them (once).
+    equal shares (the last ``n mod num_replicas`` items are dropped, never padded), so every rank delivers the same
+    number of batches, the loader state Lightning saves from rank 0 serves every rank, and the ``k``-th batches of all
+    ranks together are the ``k``-th batch of size ``num_replicas * batch_size`` of one process. ``state_dict`` records
+    the epoch and how many indices of this rank's share the current iteration has yielded; after ``load_state_dict``
+    the next iteration skips them (once).
 
     Args:
         n: size of the dataset.
@@ -71,9 +66,7 @@ class SeededRandomSampler(DistributedSampler):
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch``; a pending resume offset survives only if the epoch is unchanged."""
         if epoch != self.epoch:
-            self.epoch = epoch
-            self._skip = 0
-            self.yielded = 0
+            self.epoch, self._skip, self.yielded = epoch, 0, 0
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "yielded": self.yielded, "seed": self.seed, "n": self.n,
@@ -112,10 +105,9 @@ class ResumableDataLoader(DataLoader):
     ``num_workers``. With another sampler the state is empty and a mid-epoch resume restarts the epoch's order."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Exact resume (issue 7): without a generator of its own, every ``iter(loader)`` draws the workers' base seed
-        # from the global torch RNG, at epoch starts that a resumed run does not replay at the same moment. Our own
-        # generator, reseeded from (seed, epoch, rank) each epoch, keeps the global RNG untouched; the rank term
-        # (0 on rank 0) keeps the workers' augmentation draws of different DDP ranks apart.
+        # Exact resume: without a generator of its own, every ``iter(loader)`` draws the workers' base seed from the
+        # global RNG, at epoch starts a resumed run does not replay. Ours is reseeded from (seed, epoch, rank) each
+        # epoch; the rank term (0 on rank 0) keeps the augmentation draws of different DDP ranks apart.
         self._own_generator = kwargs.get("generator") is None
         if self._own_generator:
             kwargs["generator"] = torch.Generator()

@@ -35,22 +35,20 @@ def convert_channels(images: Tensor, channels: int) -> Tensor:
     raise ValueError(f"cannot convert {have} channels to {channels}")
 
 
-def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize", fill: float | None = None) -> Tensor:
+def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize") -> Tensor:
     """Images (N, C, H, W), float in [-1, 1] or uint8 -> (N, C, size, size) of the same dtype.
 
     ``resize``: bilinear with antialias (convex weights, so a float range stays [-1, 1]; clamped against rounding;
-    uint8 is rounded). ``pad``: centre the image on a ``fill`` background (``None``: black, -1 or 0), e.g. MNIST
-    28 -> 32 as in LeNet-5.
+    uint8 is rounded). ``pad``: centre smaller images on a black background (-1 or 0), e.g. MNIST 28 -> 32 as in
+    LeNet-5; larger ones are resized.
     """
     h, w = images.shape[-2:]
     if (h, w) == (size, size):
         return images
-    if mode == "pad":
-        if h > size or w > size:
-            raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
-        fill = (0 if images.dtype == torch.uint8 else -1.0) if fill is None else fill
+    if mode == "pad" and h <= size and w <= size:
         top, left = (size - h) // 2, (size - w) // 2
-        return F.pad(images, (left, size - w - left, top, size - h - top), value=fill)
+        black = 0 if images.dtype == torch.uint8 else -1.0
+        return F.pad(images, (left, size - w - left, top, size - h - top), value=black)
     resized = TF.resize(images, [size, size], antialias=True)
     return resized if resized.dtype == torch.uint8 else resized.clamp_(-1.0, 1.0)
 
@@ -58,11 +56,6 @@ def fit_square(images: Tensor, size: int, mode: ResizeMode = "resize", fill: flo
 def fit_batch(images: Tensor, size: int, channels: int, mode: ResizeMode = "resize") -> Tensor:
     """uint8 (N, C, H, W) -> float32 (N, channels, size, size) in [-1, 1]."""
     return fit_square(convert_channels(to_unit_range(images), channels), size, mode)
-
-
-def default_load_size(image_size: int) -> int:
-    """The pix2pix/CycleGAN reference's 286 -> 256 jitter, scaled: ``round(image_size * 286 / 256)`` (36 at 32 px)."""
-    return round(image_size * 286 / 256)
 
 
 def jitter(images: Sequence[Tensor], image_size: int, load_size: int | None, flip: bool) -> list[Tensor]:

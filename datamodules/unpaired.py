@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .errors import DataError
-from .folder import NamedFileDataset, list_images, load_image
+from .folder import list_images, load_image
 from .samplers import PairIndexSampler
 from .transforms import jitter
 from .translation import FileTranslationDataModule
-
-Loader = Callable[[int], Tensor]  # index -> uint8 (C, H, W)
 
 
 class UnpairedDataset(Dataset):
     """Two unpaired collections → ``{"a", "b"}``. An index ``(i, j)`` (from ``PairIndexSampler``) picks A ``i`` and B
     ``j``; a plain index ``i`` pairs A ``i mod n_A`` with B ``i mod n_B`` (deterministic, for evaluation).
 
-    ``load_a``/``load_b`` map an index to a uint8 (C, H, W) image; ``targets`` optionally map an index to the hidden
-    true translation (offline tasks) and add ``a_target``/``b_target``.
+    ``a``/``b`` hold image paths (read with ``channels``) or uint8 (C, H, W) images; the optional ``a_target``/
+    ``b_target`` (offline tasks) hold their hidden true translations and add those keys, jittered as their source.
     """
 
-    def __init__(self, load_a: Loader, n_a: int, load_b: Loader, n_b: int, image_size: int, load_size: int | None,
-                 flip: bool, target_a: Loader | None = None, target_b: Loader | None = None):
-        self.load_a, self.load_b, self.n_a, self.n_b = load_a, load_b, n_a, n_b
-        self.image_size, self.load_size, self.flip = image_size, load_size, flip
-        self.target_a, self.target_b = target_a, target_b
+    def __init__(self, a: Sequence, b: Sequence, image_size: int, load_size: int | None, flip: bool, channels: int = 3,
+                 a_target: Sequence | None = None, b_target: Sequence | None = None):
+        self.a, self.b, self.a_target, self.b_target, self.n_a, self.n_b = a, b, a_target, b_target, len(a), len(b)
+        self.image_size, self.load_size, self.flip, self.channels = image_size, load_size, flip, channels
 
     def __len__(self) -> int:
         return max(self.n_a, self.n_b)
@@ -40,33 +37,26 @@ class UnpairedDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor]:
         i, j = index if isinstance(index, tuple) else (index, index)
         i, j = i % self.n_a, j % self.n_b  # an epoch has max(n_A, n_B) items, as in the reference
-        # A (then B) and its hidden truth, if any, get the same jitter
-        a, b = (jitter([load(k)] + ([target(k)] if target else []), self.image_size, self.load_size, self.flip)
-                for load, target, k in ((self.load_a, self.target_a, i), (self.load_b, self.target_b, j)))
+        a, b = (jitter([x[k] if isinstance(x[k], Tensor) else load_image(x[k], self.channels)]
+                       + ([truth[k]] if truth is not None else []), self.image_size, self.load_size, self.flip)
+                for x, truth, k in ((self.a, self.a_target, i), (self.b, self.b_target, j)))
         return {"a": a[0], "b": b[0], **({"a_target": a[1], "b_target": b[1]} if len(a) > 1 else {})}
 
     def subset(self, k: int, generator: torch.Generator) -> UnpairedDataset:
         """At most ``k`` images of each domain (``limit_train_images``): sorted draws of seeded permutations."""
         keep_a, keep_b = (torch.randperm(n, generator=generator)[:k].sort().values.tolist()
                           for n in (self.n_a, self.n_b))
+        a_target, b_target = (None if x is None else Subset(x, keep)
+                              for x, keep in ((self.a_target, keep_a), (self.b_target, keep_b)))
+        return UnpairedDataset(Subset(self.a, keep_a), Subset(self.b, keep_b), self.image_size, self.load_size,
+                               self.flip, self.channels, a_target, b_target)
 
-        def pick(load: Loader | None, keep: list[int]) -> Loader | None:
-            return None if load is None else lambda i: load(keep[i])
-
-        return UnpairedDataset(pick(self.load_a, keep_a), len(keep_a), pick(self.load_b, keep_b), len(keep_b),
-                               self.image_size, self.load_size, self.flip, pick(self.target_a, keep_a),
-                               pick(self.target_b, keep_b))
-
-
-class UnpairedTrainLoaderMixin:
-    """Train order of unpaired data: ``max(n_A, n_B)`` A items per epoch, each with a random B (``PairIndexSampler``,
-    resumable and shared out among DDP processes)."""
-
-    def train_sampler(self, dataset: UnpairedDataset) -> PairIndexSampler:
-        return PairIndexSampler(len(dataset), dataset.n_b, self.seed)
+    def train_sampler(self, seed: int) -> PairIndexSampler:
+        """The train order: ``max(n_A, n_B)`` A items per epoch, each with a random B."""
+        return PairIndexSampler(len(self), self.n_b, seed)
 
 
-class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
+class UnpairedDataModule(FileTranslationDataModule):
     """Unpaired domains in the CycleGAN datasets' layout: ``data_dir/trainA/ trainB/ testA/ testB/``.
 
     Each training item is A ``i`` (a seeded permutation per epoch, ``max(n_A, n_B)`` items) with a B drawn at random,
@@ -76,7 +66,6 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
 
     Args:
         predict_domain: ``A`` (translate A → B: ``testA`` or ``predict_dir``) or ``B``.
-        **kwargs: the arguments of ``FileTranslationDataModule`` (data_dir, image_size 256, load_size, flip, ...).
     """
 
     layout: ClassVar[str] = "trainA/ trainB/ testA/ testB/"
@@ -85,7 +74,7 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
         super().__init__(*args, **kwargs)
         if predict_domain not in ("A", "B"):
             raise DataError(f"predict_domain must be 'A' or 'B', got {predict_domain!r}")
-        self.predict_domain = predict_domain
+        self.predict_domain, self.predict_extra = predict_domain, {"domain": 0 if predict_domain == "A" else 1}
 
     def _folder(self, name: str, required: bool) -> list[Path] | None:
         root = self.data_dir / name
@@ -100,9 +89,8 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
         return paths or None
 
     def _dataset(self, a: list[Path], b: list[Path], train: bool) -> UnpairedDataset:
-        c = self.channels
-        return UnpairedDataset(lambda i: load_image(a[i], c), len(a), lambda j: load_image(b[j], c), len(b),
-                               self.image_size, self.load_size if train else None, self.flip and train)
+        return UnpairedDataset(a, b, self.image_size, self.load_size if train else None, self.flip and train,
+                               self.channels)
 
     def build_datasets(self) -> dict[str, Dataset]:
         train_a, train_b = self._folder("trainA", True), self._folder("trainB", True)
@@ -114,9 +102,6 @@ class UnpairedDataModule(UnpairedTrainLoaderMixin, FileTranslationDataModule):
         evaluation = self._dataset(test_a, test_b, False)
         return {"train": self._dataset(train_a, train_b, True), "val": evaluation, "test": evaluation}
 
-    def predict_extra(self) -> dict[str, Any]:
-        return {"domain": 0 if self.predict_domain == "A" else 1}
-
     def predict_split_dataset(self) -> Dataset:
         self.setup()
-        return NamedFileDataset(self._predict_paths, self.channels, self.image_size, extra=self.predict_extra())
+        return self.predict_files(self._predict_paths, self.image_size)

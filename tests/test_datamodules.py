@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import socket
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,21 @@ from datamodules import (
     ResumableDataLoader,
     SeededRandomSampler,
 )
-from datamodules.idx import read_idx, write_idx
-from datamodules.mnist import IDX_FILES
+from datamodules.mnist import IDX_DTYPES, IDX_FILES, read_idx
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` as an IDX file, gzipped when the name ends in ``.gz`` (the inverse of ``read_idx``)."""
+    code = next(code for code, dtype in IDX_DTYPES.items() if dtype.newbyteorder("=") == array.dtype.newbyteorder("="))
+    data = struct.pack(f">BBBB{array.ndim}I", 0, 0, code, array.ndim, *array.shape)
+    data += array.astype(IDX_DTYPES[code], copy=False).tobytes()
+    path.write_bytes(gzip.compress(data, compresslevel=1) if path.suffix == ".gz" else data)
+    return path
+
+
 def all_batches(loader) -> dict[str, torch.Tensor]:
     batches = list(loader)
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
