@@ -45,7 +45,7 @@ from gan_modules.metrics import get_feature_extractor  # noqa: E402
 class ShippedRuler(nn.Module):
     """The shipped ``fashion_mnist_classifier`` (its held-out accuracy is stated in gan_modules/metrics/weights/
     README.md) on the offline tasks' images: the tasks pad 28 px items to 32 px with a 2 px black border
-    (``pad_to``), so the border is cropped off and the classifier sees exactly the layout it was trained on."""
+    (``fit_square(..., "pad")``), so the border is cropped off and the classifier sees exactly the layout it was trained on."""
 
     def __init__(self):
         super().__init__()
