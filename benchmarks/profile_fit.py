@@ -114,7 +114,7 @@ def _val(owner: Any, name: str) -> None:
 
 def instrument() -> None:
     """Wraps the functions whose time is attributed (class attributes, before anything is instantiated)."""
-    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelSummary
     from lightning.pytorch.core.module import LightningModule
     from lightning.pytorch.core.optimizer import LightningOptimizer
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -127,6 +127,7 @@ def instrument() -> None:
     import datamodules.base as dm_base
     from gan_modules.base import AdversarialModule
     from gan_modules.callbacks import GANCheckpoint, GenerativeMetrics, SampleGrid
+    from gan_modules.callbacks.progress import GANProgressBar
     from gan_modules.guard import NonFiniteGuard
     from gan_modules.image_gan import ImageGAN
     from gan_modules.nets.dcgan import DCGANGenerator
@@ -165,8 +166,8 @@ def instrument() -> None:
     _phase(AdversarialModule, "_generator_update", "G")
     _wrap(AdversarialModule, "_discriminator_update", "update.D")
     _wrap(AdversarialModule, "_generator_update", "update.G")
-    _wrap(TQDMProgressBar, "on_train_batch_end", "progress_bar.on_train_batch_end")
-    _wrap(TQDMProgressBar, "on_train_batch_start", "progress_bar.on_train_batch_start")
+    _wrap(GANProgressBar, "on_train_batch_end", "progress_bar.on_train_batch_end")  # the CLI's bar
+    _wrap(GANProgressBar, "on_train_batch_start", "progress_bar.on_train_batch_start")
     _wrap(ModelSummary, "on_fit_start", "model_summary")
     _wrap(SampleGrid, "on_train_batch_end", "grid.on_train_batch_end")
     _wrap(SampleGrid, "write", "grid.write")

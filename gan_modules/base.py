@@ -441,6 +441,25 @@ class AdversarialModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.streams.start(self.run_seed(), self.global_rank, self.trainer.world_size, self.device)
+        settings = self.optimizer_settings()
+        for logger in self.loggers:  # the effective optimizers (paper defaults included), for comparing and sweeping
+            logger.log_hyperparams(settings)
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        """``{"optimizer/g/class": "Adam", "optimizer/g/lr": 2e-4, "optimizer/g/betas": "(0.5, 0.999)", ...}`` of the
+        optimizers and schedulers in use (also when they come from the variant's paper defaults)."""
+        out: dict[str, Any] = {}
+        opts = self.optimizers()
+        for net, opt in zip(("g", "d"), opts if isinstance(opts, list) else [opts]):
+            inner = getattr(opt, "optimizer", opt)
+            out[f"optimizer/{net}/class"] = type(inner).__name__
+            for key, value in inner.defaults.items():
+                if key in ("lr", "betas", "momentum", "weight_decay", "eps", "alpha", "nesterov"):
+                    out[f"optimizer/{net}/{key}"] = value if isinstance(value, (int, float, bool)) else str(value)
+        scheds = self.lr_schedulers() or []
+        for i, sched in enumerate(scheds if isinstance(scheds, list) else [scheds]):
+            out[f"lr_scheduler/{i}/class"] = type(sched).__name__
+        return out
 
     def _restore_streams(self) -> None:
         saved, self._pending_rng = self._pending_rng, None

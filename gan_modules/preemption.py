@@ -87,8 +87,13 @@ class SigtermWatchdog:
             reader.close()
         threading.Event().wait(self.timeout)
         where = self.describe() if self.describe is not None else ""
-        print(f"gan-modules: SIGTERM: training did not stop within {self.timeout:g} s (a rank is probably stuck in a "
-              f"collective); exiting without a new checkpoint{where}", file=sys.stderr, flush=True)
+        line = (f"gan-modules: SIGTERM: training did not stop within {self.timeout:g} s (a rank is probably stuck in a "
+                f"collective); exiting without a new checkpoint{where}\n")
+        try:  # never block on a full stderr pipe: the exit must happen
+            os.set_blocking(sys.stderr.fileno(), False)
+            os.write(sys.stderr.fileno(), line.encode())
+        except (OSError, ValueError):
+            pass
         os._exit(128 + signal.SIGTERM)
 
 

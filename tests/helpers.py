@@ -31,3 +31,11 @@ def trainer(tmp_path, **kwargs) -> L.Trainer:
                 enable_progress_bar=False, enable_model_summary=False, max_epochs=-1)
     opts.update(kwargs)
     return L.Trainer(**opts)
+
+
+class Crash(L.Callback):
+    """A callback that fails at the start of training (the CLI must exit 1 with the traceback: a crash, not a user
+    error)."""
+
+    def on_train_start(self, trainer, pl_module):
+        raise RuntimeError("deliberate crash")

@@ -193,7 +193,7 @@ def test_profile_fit_attribution_follows_its_definitions():
     assert items["G forward inside the D step (0 when the iteration's generated batch is reused, as plain)"] == \
         pytest.approx(20.0)
     assert items["data: loader + fetcher, minus the plain loop's randperm slicing"] == pytest.approx(7.0 - 4.0)
-    assert items["toggle_optimizer + untoggle_optimizer"] == pytest.approx(1.0)
+    assert items["freezing the other network (requires_grad_)"] == pytest.approx(0.75)
     assert items["LightningOptimizer.step wrapper (closure, hooks, precision plugin)"] == pytest.approx(1.0)
     assert items["manual_backward wrapper (strategy, precision, hooks)"] == pytest.approx(2.0)
     assert items["training scalars: self.log, _should_log_step, logger connector, TensorBoard"] == pytest.approx(1.0)
@@ -218,13 +218,16 @@ def test_profile_fit_quick_times_every_call_on_the_real_path_and_unwraps(capsys)
     before = [getattr(owner, name) for owner, name in wrapped]
     out = script("profile_fit").main(["--quick", "--repeats", "1"])
     assert [getattr(owner, name) for owner, name in wrapped] == before  # every wrapper removed
-    assert "on_train_batch_start" not in vars(TQDMProgressBar)  # an inherited hook is inherited again
+    from gan_modules.callbacks.progress import GANProgressBar
+
+    assert "on_train_batch_start" not in vars(GANProgressBar)  # an inherited hook is inherited again
     calls = out["ours_runs"][0]["calls"]
     steps = out["plain_settings"]["steps"]
     assert steps == 12 and out["ours_runs"][0]["clock"]["generator_steps"] == 12
     assert out["plain_runs"][0]["clock"]["generator_steps"] == 12
     # one G forward per iteration, in make_context (outside both updates), none inside the D or G step
-    assert calls["fake_images[]"] == steps and "fake_images[D]" not in calls and "fake_images[G]" not in calls
+    # (grids and the EMA's standing statistics add G forwards outside the updates too)
+    assert calls["fake_images[]"] >= steps and "fake_images[D]" not in calls and "fake_images[G]" not in calls
     for key in ("make_context", "ema.update", "training_step", "progress_bar.on_train_batch_end"):
         assert calls[key] == steps, key
     for key in ("toggle_optimizer", "guard.nonfinite", "optimizer.adam_step"):

@@ -164,12 +164,13 @@ def test_sigterm_while_a_rank_is_stuck_ends_the_process_in_bounded_time(tmp_path
     within sigterm_timeout (+ a margin), with one line saying so, instead of hanging until SIGKILL."""
     args = [*DCGAN, *DDP, *QUIET, "--model.init_args.max_generator_steps", "100000", "--checkpoint.every_n_generator_steps",
             "2", "--checkpoint.sigterm_timeout", "5", "--trainer.limit_val_batches", "0"]
+    out, err_file = open(tmp_path / "stdout.txt", "w"), open(tmp_path / "stderr.txt", "w")  # files: never fill up
     proc = subprocess.Popen([str(BIN / "gan-modules"), "fit", *args], cwd=tmp_path, env=env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=out, stderr=err_file, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while not list((tmp_path / "runs").glob("dcgan_mnist/*/checkpoints/last.ckpt")):
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.5)
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
@@ -179,10 +180,11 @@ def test_sigterm_while_a_rank_is_stuck_ends_the_process_in_bounded_time(tmp_path
         sent = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            _, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail("SIGTERM did not end the DDP process within 60 s")
         took = time.monotonic() - sent
+        err = (tmp_path / "stderr.txt").read_text()
         assert proc.returncode != 0
         assert took < 30, f"took {took:.1f} s"
         assert "training did not stop within 5 s" in err
@@ -192,3 +194,4 @@ def test_sigterm_while_a_rank_is_stuck_ends_the_process_in_bounded_time(tmp_path
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        out.close(), err_file.close()

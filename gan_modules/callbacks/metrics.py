@@ -43,7 +43,8 @@ class GenerativeMetrics(RunDirectoryCallback):
             MNIST / Fashion-MNIST datamodules, else ``inception``), ``mnist_classifier``,
             ``fashion_mnist_classifier`` or ``inception``.
         num_samples: real images used (the whole split when it is smaller) and as many generated ones; 0 turns the
-            metrics off. Across DDP ranks the budget is split and the states are synced.
+            metrics off. Across DDP ranks the budget is split evenly (every rank scores the same number of images,
+            rounding down) and the states are synced.
         every_n_generator_steps: also compute them during fit on the val split every this many generator steps and
             at the end of training (0: only in ``validate`` / ``test``).
         kid_subsets: random subsets KID averages over.
@@ -134,8 +135,9 @@ class GenerativeMetrics(RunDirectoryCallback):
             return False
         self.suite.reset()
         self.raw_suite.reset()
-        world, rank = trainer.world_size, trainer.global_rank
-        self._budget = self.num_samples // world + (1 if rank < self.num_samples % world else 0)
+        # the same number of samples on every rank: torchmetrics' sync of concatenated states (KID, IS, precision /
+        # recall) breaks on unequal shards (gloo aborts with "Received data size doesn't match expected size")
+        self._budget = self.num_samples // trainer.world_size
         self._seen = 0
         self._active = True
         return True
@@ -269,7 +271,12 @@ class GenerativeMetrics(RunDirectoryCallback):
         if not self._start(trainer, pl_module):
             return None
         world, rank = trainer.world_size, trainer.global_rank
-        for i, batch in enumerate(datamodule.val_dataloader()):
+        loader = datamodule.val_dataloader()
+        if world > 1:  # batches are dealt round-robin: cap every rank at what the least-served rank gets
+            size, total = loader.batch_size, len(loader.dataset)
+            shares = [sum(min(size, total - i * size) for i in range(r, len(loader), world)) for r in range(world)]
+            self._budget = min(self._budget, min(shares))
+        for i, batch in enumerate(loader):
             if self._seen >= self._budget or not self._active:
                 break
             if i % world == rank:
