@@ -29,12 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import lightning as L  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision import datasets, transforms  # noqa: E402
+import lightning as L
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
 
-from datamodules import ImageFolderDataModule  # noqa: E402
-from gan_modules import DCGAN  # noqa: E402
+from datamodules import ImageFolderDataModule
+from gan_modules import DCGAN
 
 
 def parse_args(argv=None) -> argparse.Namespace:

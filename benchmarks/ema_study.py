@@ -36,12 +36,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datamodules import DATAMODULES  # noqa: E402
-from datamodules.base import collate  # noqa: E402
-from gan_modules.ema import EMA, recompute_batchnorm_statistics  # noqa: E402
-from gan_modules.metrics.extractors import auto_feature_extractor, get_feature_extractor  # noqa: E402
-from gan_modules.metrics.generative import GenerativeMetricSuite  # noqa: E402
-from gan_modules.registry import MODELS  # noqa: E402
+from datamodules import DATAMODULES
+from datamodules.base import collate
+from gan_modules.ema import EMA, recompute_batchnorm_statistics
+from gan_modules.metrics.extractors import auto_feature_extractor, get_feature_extractor
+from gan_modules.metrics.generative import GenerativeMetricSuite
+from gan_modules.registry import MODELS
 
 #: EMA schedules carried side by side: name -> (decay, start as a fraction of the last budget)
 SCHEDULES = {"ema": (0.999, 0.0), "ema@0.5": (0.999, 0.5), "ema_0.9999": (0.9999, 0.0), "ema_0.99": (0.99, 0.0)}

@@ -33,12 +33,12 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules import FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule  # noqa: E402
-from datamodules.mnist import load_embedded_mnist  # noqa: E402
-from datamodules.offline_tasks import render_colored_digit  # noqa: E402
-from datamodules.transforms import to_unit_range  # noqa: E402
-from gan_modules import CycleGAN, Pix2Pix, StarGAN  # noqa: E402
-from gan_modules.metrics import get_feature_extractor  # noqa: E402
+from datamodules import FashionEdgesDataModule, FashionUnpairedDataModule, MNISTColorsDataModule
+from datamodules.mnist import load_embedded_mnist
+from datamodules.offline_tasks import render_colored_digit
+from datamodules.transforms import to_unit_range
+from gan_modules import CycleGAN, Pix2Pix, StarGAN
+from gan_modules.metrics import get_feature_extractor
 
 
 # ------------------------------------------------------------------------------------------------ the ruler

@@ -33,7 +33,26 @@ _EXPORTS = {
     "load_generator": ".hub",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CGAN",
+    "DCGAN",
+    "GAN",
+    "MODELS",
+    "SNGAN",
+    "WGAN",
+    "WGANGP",
+    "AdversarialModule",
+    "CheckpointError",
+    "ConfigError",
+    "CycleGAN",
+    "ImageGAN",
+    "Pix2Pix",
+    "StarGAN",
+    "TranslationModule",
+    "UserError",
+    "load_generator",
+    "load_model",
+]
 
 
 def __getattr__(name: str) -> Any:

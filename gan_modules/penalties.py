@@ -99,7 +99,7 @@ def clip_weights_(parameters: Iterable[Tensor], clip: float) -> None:
     """WGAN's weight clipping (Arjovsky et al. 2017, Algorithm 1 line 7): clamps every parameter to [-c, c] in place."""
     if clip <= 0:
         raise ConfigError(f"weight clipping bound must be > 0, got {clip}")
-    params = [p for p in parameters]
+    params = list(parameters)
     if params:
         foreach_clamp_(params, -clip, clip)
 

@@ -60,7 +60,7 @@ class SigtermWatchdog:
         self._installed = False
         signal.set_wakeup_fd(self._previous_fd if self._previous_fd is not None else -1)
         signal.signal(signal.SIGTERM, self._previous_handler)
-        reader, writer = self._sockets
+        _, writer = self._sockets
         writer.close()  # the watchdog thread's recv returns b"" and the thread ends
         self._sockets = None
 

@@ -3,7 +3,7 @@ Image-to-Image Translation", CVPR. https://arxiv.org/abs/1711.09020 (reference: 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,7 @@ class StarGAN(TranslationModule):
         **kwargs: see :class:`~gan_modules.translation.TranslationModule`.
     """
 
-    default_optimizer = {"name": "Adam", "lr": 1e-4, "betas": (0.5, 0.999)}
+    default_optimizer: ClassVar[dict[str, Any]] = {"name": "Adam", "lr": 1e-4, "betas": (0.5, 0.999)}
     translation_keys = frozenset({"image"})  # labelled image batches are StarGAN's own
 
     def __init__(self, ngf: int = 64, ndf: int = 64, n_residual_blocks: int = 6, repeat_num: int | None = None,

@@ -7,7 +7,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
 
-import torch  # noqa: E402
+import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)

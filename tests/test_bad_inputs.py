@@ -15,8 +15,8 @@ from datamodules import CIFAR10DataModule, DataError, ImageFolderDataModule, MNI
 from gan_modules import CGAN, DCGAN, GAN, CheckpointError, ConfigError
 from gan_modules.callbacks import GANCheckpoint
 from gan_modules.checkpoint import read_checkpoint
-from gan_modules.registry import load_model
 from gan_modules.cli import main
+from gan_modules.registry import load_model
 
 from .helpers import loader, trainer
 

@@ -21,9 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from plain_dcgan import PlainDCGAN, make_discriminator, make_generator
+from plain_dcgan import PlainDCGAN, make_discriminator, make_generator  # noqa: E402
 
-from gan_modules.nets import DCGANDiscriminator, DCGANGenerator
+from gan_modules.nets import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 
 
 def script(name: str):

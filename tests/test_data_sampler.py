@@ -140,7 +140,7 @@ class IndexImages(InMemoryImageDataModule):
 
     def load_arrays(self):
         images = torch.arange(N, dtype=torch.uint8).view(N, 1, 1, 1).expand(N, 1, 4, 4).contiguous()
-        return {split: (images, None) for split in ("train", "val", "test")}
+        return dict.fromkeys(("train", "val", "test"), (images, None))
 
 
 class Recorder(L.LightningModule):

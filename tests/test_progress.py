@@ -13,8 +13,8 @@ import torch
 
 from gan_modules import DCGAN
 from gan_modules.callbacks import GANCheckpoint
-from gan_modules.callbacks.samples import resolve_run_dir
 from gan_modules.callbacks.progress import GANProgressBar, batch_size, fit_summary, loss_postfix
+from gan_modules.callbacks.samples import resolve_run_dir
 
 from .helpers import loader, trainer
 from .test_plots import NoReads

@@ -17,8 +17,8 @@ import torch
 from gan_modules import CheckpointError
 from gan_modules.callbacks import GeneratedImageWriter
 from gan_modules.checkpoint import SafeCheckpointIO, read_checkpoint
-from gan_modules.registry import load_model
 from gan_modules.cli import run
+from gan_modules.registry import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("gan_modules/**/*.py"), *ROOT.glob("datamodules/**/*.py"), ROOT / "cli.py"])

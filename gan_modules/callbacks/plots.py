@@ -68,7 +68,7 @@ def write_progress_gif(frames: list[tuple[str, Path]], out: Path, min_width: int
     from PIL import Image
 
     images = []
-    for caption, path in frames:
+    for _, path in frames:
         with Image.open(path) as im:
             im = im.convert("RGB")
             if images and im.size != images[0].size:

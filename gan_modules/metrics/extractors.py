@@ -136,7 +136,7 @@ class InceptionExtractor(FeatureExtractor):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.hub.download_url_to_file(INCEPTION_URL, str(path), progress=False)
-            except Exception as err:  # offline, proxy, read-only cache: one line that says what to do
+            except Exception as err:  # noqa: BLE001 - offline, proxy, read-only cache: one line that says what to do
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise ConfigError(f"{self.missing_message(path)} (download failed: {reason})") from None
         self.net = FeatureExtractorInceptionV3(

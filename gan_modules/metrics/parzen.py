@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "protocol": "embedded MNIST, pixels in [0, 1], D=784; sigma chosen on the last 1,000 train digits from "
         f"{len(args.sigmas)} values; test = the 1,000 held-out digits; {n} kernel centres",
         "real_train_digits": parzen_evaluate(splits["train"][:n], splits["validation"], splits["test"], args.sigmas,
-                                             args.batch_size),  # fmt: skip
+                                             args.batch_size),
     }
     if args.checkpoint:
         from ..sample import generate_images, load_checkpoint
