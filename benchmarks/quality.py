@@ -118,7 +118,8 @@ class Target(NamedTuple):
     """One target of a row, judged on means over seeds: ``metric op bound``.
 
     ``bound`` is ``factor`` when ``of`` is None, ``factor ×`` the row's own mean of metric ``of``, ``factor ×`` the
-    reference's mean FID when ``of == "ref"``, or the reference's mean FID + its std when ``of == "ref+std"``.
+    reference's mean FID when ``of == "ref"``, the reference's mean FID + its std when ``of == "ref+std"``, or
+    ``factor ×`` the mean of the same metric in another row when ``of == "row:<name>"``.
     """
 
     metric: str
@@ -157,6 +158,7 @@ class Row(NamedTuple):
 FASHION, MNIST = "fashion_mnist_classifier", "mnist_classifier"
 VS_REFERENCE = (Target("fid", "<=", 1.0, "ref+std", "FID ≤ ref mean + std"),
                 Target("fid", "<=", 1.10, "ref", "FID ≤ 1.10 × ref mean"))  # fmt: skip
+LIMITED = (Target("fid", "<=", 0.8, "row:dcgan_1k", "FID ≤ 0.8 × no augmentation"),)
 _MODULE_ROWS = [
     Row("gan", "generative", "gan_mnist", MNIST, VS_REFERENCE),
     Row("dcgan", "generative", "dcgan_fashion_mnist", FASHION,
@@ -166,6 +168,11 @@ _MODULE_ROWS = [
     Row("wgan", "generative", "wgan_fashion_mnist", FASHION, VS_REFERENCE),
     Row("wgan_gp", "generative", "wgan_gp_fashion_mnist", FASHION, VS_REFERENCE),
     Row("sngan", "generative", "sngan_fashion_mnist", FASHION, VS_REFERENCE),
+    # limited data (DiffAugment, Zhao et al. 2020; ADA, Karras et al. 2020): DCGAN on a fixed, seeded subset of
+    # 1,000 Fashion-MNIST training images, without augmentation, with DiffAugment's policy at p = 1, and with ADA
+    Row("dcgan_1k", "generative", "dcgan_fashion_mnist", FASHION),
+    Row("dcgan_1k_diffaugment", "generative", "dcgan_fashion_mnist", FASHION, LIMITED),
+    Row("dcgan_1k_ada", "generative", "dcgan_fashion_mnist", FASHION, LIMITED),
     Row("pix2pix", "pix2pix", "pix2pix_fashion_edges", targets=(
         Target("classifier_acc_outputs", ">=", 0.90, "classifier_acc_real", "class acc of outputs ≥ 90% of real"),
         Target("l1", "<=", 0.5, "l1_identity", "L1 to truth ≤ ½ identity's"))),
@@ -204,13 +211,21 @@ class Preset(NamedTuple):
 #: configs' 64 would take ~10x longer), batch 64; the MLP GAN keeps its config's widths; pix2pix at width 32. The
 #: pilots show which references are past their early transient at these budgets and which are not (the plateau
 #: column says it again for every run).
+AUGMENT, LIMIT = "model.init_args.augment", "data.init_args.limit_train_images"
+#: the limited-data rows: 1,000 training images; augmentation off, DiffAugment (p = 1), ADA (p adapted from 0)
+_LIMITED_ROWS: dict[str, dict[str, Any]] = {
+    "dcgan_1k": {LIMIT: 1000},
+    "dcgan_1k_diffaugment": {LIMIT: 1000, AUGMENT: "color,translation,cutout"},
+    "dcgan_1k_ada": {LIMIT: 1000, AUGMENT: "color,translation,cutout", "model.init_args.ada": True},
+}
 CPU: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 2000},
     "dcgan": {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64},
     "cgan": {STEPS: 3000, NGF: 16, NDF: 16},
     "wgan": {STEPS: 800, NGF: 16, NDF: 16},
     "wgan_gp": {STEPS: 1000, NGF: 16, NDF: 16},
-    "sngan": {STEPS: 300, NGF: 16, NDF: 16},
+    "sngan": {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64},  # n_dis 1 (the reference's standard-CNN setting)
+    **{name: {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64, **aug} for name, aug in _LIMITED_ROWS.items()},
     "pix2pix": {STEPS: 600, NGF: 32, NDF: 32},
     "cyclegan": {STEPS: 300, NGF: 16, NDF: 16},
     "stargan": {STEPS: 300, NGF: 16, NDF: 16},
@@ -221,6 +236,7 @@ CPU: dict[str, dict[str, Any]] = {
 QUICK: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 1000},
     "dcgan": {STEPS: 800, NGF: 16, NDF: 16, BATCH: 64},
+    **{name: {STEPS: 800, NGF: 16, NDF: 16, BATCH: 64, **aug} for name, aug in _LIMITED_ROWS.items()},
     "cgan": {STEPS: 800, NGF: 16, NDF: 16},
     "wgan": {STEPS: 300, NGF: 16, NDF: 16},
     "wgan_gp": {STEPS: 150, NGF: 16, NDF: 16},
@@ -244,6 +260,7 @@ GPU_DRY = Preset({"dcgan": {**_TINY_DCGAN, STEPS: 2, SIZE: 32},
 TINY: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 3, BATCH: 8, "model.init_args.g_hidden": [16, 16], "model.init_args.d_hidden": [16, 16]},
     "dcgan": _TINY_DCGAN,
+    **{name: {**_TINY_DCGAN, **aug, LIMIT: 32} for name, aug in _LIMITED_ROWS.items()},
     "cgan": _TINY_DCGAN,
     "wgan": {**_TINY_DCGAN, "model.init_args.warmup_critic_steps": 2},
     "wgan_gp": {**_TINY_DCGAN, "model.init_args.n_critic": 2},
@@ -785,6 +802,12 @@ def judge(row: Row, target: Target, aggregates: dict[str, dict[str, Any]]) -> tu
             bound, how = ref["mean"] + std, f"ref {ref['mean']:.2f} + {std:.2f}"
         else:
             bound, how = target.factor * ref["mean"], f"{target.factor:.2f} × ref {ref['mean']:.2f}"
+    elif target.of is not None and target.of.startswith("row:"):
+        other_row = target.of[4:]
+        other = aggregates.get(other_row, {}).get("metrics", {}).get(target.metric, {}).get("mean")
+        if other is None:
+            return None, f"{target.label}: {other_row} not run"
+        bound, how = target.factor * other, f"{target.factor:g} × {other_row} {show(other)}"
     elif target.of is not None:
         other = mine.get(target.of, {}).get("mean")
         if other is None:

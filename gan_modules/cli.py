@@ -153,6 +153,7 @@ def quiet_third_party() -> None:
         r"The number of training batches .* is smaller than the logging interval",
         r"You defined a `validation_step` but have no `val_dataloader`",
         r"LightningCLI's args parameter is intended to run from within Python",  # run() passes the parsed argv
+        r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",  # fit-only callbacks
     ):
         warnings.filterwarnings("ignore", message=message)
 

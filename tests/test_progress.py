@@ -39,7 +39,7 @@ class StubModule(SimpleNamespace):
 
 
 def test_bar_counts_generator_steps_and_shows_logged_losses(tmp_path):
-    bar = GANProgressBar()
+    bar = GANProgressBar(log_interval=0.0)  # pytest's stdout is no terminal: redraw at every step all the same
     module = StubModule(generator_steps=10, hparams={"max_generator_steps": 20})
     start = stub_trainer(tmp_path, logs_now=False)
     resolve_run_dir(start)  # what the bar's setup hook does on every rank
@@ -61,6 +61,24 @@ def test_bar_counts_generator_steps_and_shows_logged_losses(tmp_path):
     before = tqdm.postfix
     bar.on_train_batch_end(stub_trainer(tmp_path, logs_now=False), module, None, batch, 2)  # D-only batch (n_critic)
     assert tqdm.n == 12 and tqdm.postfix == before
+    tqdm.close()
+
+
+def test_bar_in_a_log_file_redraws_once_per_interval_and_at_the_end(tmp_path):
+    """stdout redirected to a file (SLURM, CI, nohup): one line per ``log_interval`` seconds, not one per step."""
+    bar = GANProgressBar(log_interval=3600.0)
+    module = StubModule(generator_steps=0, hparams={"max_generator_steps": 5})
+    start = stub_trainer(tmp_path, logs_now=False)
+    resolve_run_dir(start)
+    bar.on_train_start(start, module)
+    tqdm = bar.train_progress_bar
+    batch = {"image": torch.zeros(2, 1, 8, 8)}
+    drawn = []
+    for step in range(1, 6):
+        module.generator_steps = step
+        bar.on_train_batch_end(stub_trainer(tmp_path, logs_now=False), module, None, batch, step - 1)
+        drawn.append(tqdm.n)
+    assert drawn == [1, 1, 1, 1, 5]  # the first step, then nothing for an hour, then the last step
     tqdm.close()
 
 

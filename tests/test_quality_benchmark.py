@@ -340,6 +340,25 @@ def test_reference_registry_covers_every_image_gan_row(quality, references):
         assert module_row.targets[1].factor == pytest.approx(1.10, abs=1e-12)
 
 
+def test_limited_data_rows_train_on_1000_images_and_judge_augmentation_against_no_augmentation(quality):
+    cpu = quality.PRESETS["cpu"].overrides
+    for name in ("dcgan_1k", "dcgan_1k_diffaugment", "dcgan_1k_ada"):
+        assert cpu[name]["data.init_args.limit_train_images"] == 1000 and quality.ROWS[name].reference is None
+        assert {k: v for k, v in cpu[name].items() if "augment" not in k and "ada" not in k and "limit" not in k} == (
+            {k: v for k, v in cpu["dcgan"].items()})  # same nets, batch and budget as the full-data dcgan row
+    assert "model.init_args.augment" not in cpu["dcgan_1k"] and cpu["dcgan_1k_ada"]["model.init_args.ada"] is True
+    row = quality.ROWS["dcgan_1k_ada"]
+
+    def fid(mean):
+        return {"metrics": {"fid": {"mean": mean, "std": 1.0, "n": 3}}}
+
+    assert quality.target_cell(row, {"dcgan_1k": fid(50.0), "dcgan_1k_ada": fid(39.0)}) == (
+        "met (FID 39.00 ≤ 40.00 (0.8 × dcgan_1k 50.00))")
+    assert quality.target_cell(row, {"dcgan_1k": fid(50.0), "dcgan_1k_ada": fid(41.0)}).startswith("missed")
+    assert quality.judge(row, row.targets[0], {"dcgan_1k_ada": fid(41.0)}) == (
+        None, "FID ≤ 0.8 × no augmentation: dcgan_1k not run")
+
+
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

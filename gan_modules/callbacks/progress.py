@@ -94,21 +94,34 @@ def fit_summary(model_name: str, generator_steps: int, max_generator_steps: int 
     return "\n".join(lines)
 
 
+def _interactive() -> bool:
+    """Whether stdout is a terminal (a log file or pipe gets a redraw every ``log_interval`` seconds only)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class GANProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar counted in generator steps up to ``max_generator_steps`` (ETA, steps/s, img/s, the
     logged D and G losses), one bar for the whole fit instead of one per epoch, and a summary at the end.
 
     Args:
         refresh_rate: redraw every this many generator steps.
+        log_interval: when stdout is not a terminal (a log file, SLURM, CI), redraw at most once per this many
+            seconds (and at the last step), so a log gets a line every ``log_interval`` s, not one per step.
         process_position: as in ``TQDMProgressBar`` (several bars in one terminal).
         summary: print the end-of-fit summary (global rank zero).
     """
 
     BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} G steps [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
 
-    def __init__(self, refresh_rate: int = 1, process_position: int = 0, summary: bool = True):
+    def __init__(self, refresh_rate: int = 1, process_position: int = 0, summary: bool = True,
+                 log_interval: float = 30.0):
         super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=False)
         self.summary = summary
+        self.log_interval = log_interval
+        self._last_draw = 0.0
         self._postfix: dict[str, str] = {}
         self._images = 0
         self._t0 = 0.0
@@ -150,7 +163,11 @@ class GANProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         n = int(getattr(pl_module, "generator_steps", batch_idx + 1))
         if n != bar.n and self._should_update(n, bar.total):
-            elapsed = max(time.monotonic() - self._t0, 1e-9)
+            now = time.monotonic()
+            if not _interactive() and n != bar.total and now - self._last_draw < self.log_interval:
+                return
+            self._last_draw = now
+            elapsed = max(now - self._t0, 1e-9)
             self._postfix["img/s"] = f"{self._images / elapsed:.0f}"
             bar.n = n
             bar.set_postfix(self.postfix_in_order(), refresh=True)
