@@ -234,16 +234,10 @@ CPU: dict[str, dict[str, Any]] = {
 #: The previous CPU table (``--quick``): all rows in ~45 minutes on 2 cores, but only 100-1,000 generator steps, i.e.
 #: early training: a smoke test of the whole table, not a measure of quality.
 QUICK: dict[str, dict[str, Any]] = {
-    "gan": {STEPS: 1000},
-    "dcgan": {STEPS: 800, NGF: 16, NDF: 16, BATCH: 64},
-    **{name: {STEPS: 800, NGF: 16, NDF: 16, BATCH: 64, **aug} for name, aug in _LIMITED_ROWS.items()},
-    "cgan": {STEPS: 800, NGF: 16, NDF: 16},
-    "wgan": {STEPS: 300, NGF: 16, NDF: 16},
-    "wgan_gp": {STEPS: 150, NGF: 16, NDF: 16},
-    "sngan": {STEPS: 100, NGF: 16, NDF: 16},
-    "pix2pix": {STEPS: 300, NGF: 32, NDF: 32},
-    "cyclegan": {STEPS: 150, NGF: 16, NDF: 16},
-    "stargan": {STEPS: 100, NGF: 16, NDF: 16},
+    name: {**CPU[name], STEPS: steps}  # the CPU preset's nets and batches, fewer steps
+    for name, steps in (("gan", 1000), ("dcgan", 800), *((n, 800) for n in _LIMITED_ROWS), ("cgan", 800),
+                        ("wgan", 300), ("wgan_gp", 150), ("sngan", 100), ("pix2pix", 300), ("cyclegan", 150),
+                        ("stargan", 100))  # fmt: skip
 }
 
 #: GPU check (``--preset gpu``, run by benchmarks/gpu_check.sh): DCGAN and WGAN-GP on Fashion-MNIST resized to 32 px,

@@ -115,18 +115,26 @@ def test_unconditional_fit_validate_predict_and_resume_on_two_ranks(tmp_path):
     assert read_checkpoint(last)["gan_modules"]["generator_steps"] == 9
 
 
+def fit_4_steps_then_validate(tmp_path: Path, args: list[str], name: str, label: str, samples: int):
+    """A 2-rank fit of 4 generator steps (grids every 2) that writes its grid and last.ckpt once, then a 2-rank
+    validate of that checkpoint; returns the validate process."""
+    proc, wall = gan_modules("fit", *args, "--model.init_args.max_generator_steps", "4",
+                             "--sample_grid.every_n_generator_steps", "2", "--trainer.limit_val_batches", "0",
+                             cwd=tmp_path)
+    record(tmp_path, f"{label} fit, 4 steps", wall)
+    run = only_version(tmp_path / "runs" / name)
+    assert (run / "samples" / "final.png").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    proc, wall = gan_modules("validate", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                             "--metrics.num_samples", str(samples), cwd=tmp_path)
+    record(tmp_path, f"{label} validate", wall)
+    return proc
+
+
 def test_conditional_with_gradient_penalty_fit_and_validate_on_two_ranks(tmp_path):
     args = ["--config", str(ROOT / "configs/cgan_mnist.yaml"), "--model.init_args.ngf", "4", "--model.init_args.ndf",
             "4", "--model.init_args.latent_dim", "8", "--model.init_args.d_norm", "layer", "--model.init_args.penalty",
             "gradient_penalty", "--data.init_args.batch_size", "16", *DDP, *QUIET]
-    proc, wall = gan_modules("fit", *args, "--model.init_args.max_generator_steps", "4", "--sample_grid.every_n_generator_steps",
-                             "2", "--trainer.limit_val_batches", "0", cwd=tmp_path)
-    record(tmp_path, "CGAN+GP fit, 4 steps", wall)
-    run = only_version(tmp_path / "runs" / "cgan_mnist")
-    assert (run / "samples" / "final.png").exists() and (run / "checkpoints" / "last.ckpt").exists()
-    proc, wall = gan_modules("validate", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
-                             "--metrics.num_samples", "64", cwd=tmp_path)
-    record(tmp_path, "CGAN validate", wall)
+    proc = fit_4_steps_then_validate(tmp_path, args, "cgan_mnist", "CGAN+GP", 64)
     assert "64 real val images vs 64 generated" in proc.stdout + proc.stderr
 
 
@@ -134,15 +142,7 @@ def test_translation_fit_and_validate_on_two_ranks(tmp_path):
     args = ["--config", str(ROOT / "configs/pix2pix_fashion_edges.yaml"), "--model.init_args.ngf", "4",
             "--model.init_args.ndf", "4", "--data.init_args.batch_size", "4", "--data.init_args.max_train", "64",
             "--data.init_args.max_test", "32", *DDP, *QUIET]
-    proc, wall = gan_modules("fit", *args, "--model.init_args.max_generator_steps", "4",
-                             "--sample_grid.every_n_generator_steps", "2", "--trainer.limit_val_batches", "0",
-                             cwd=tmp_path)
-    record(tmp_path, "Pix2Pix fit, 4 steps", wall)
-    run = only_version(tmp_path / "runs" / "pix2pix_fashion_edges")
-    assert (run / "samples" / "final.png").exists() and (run / "checkpoints" / "last.ckpt").exists()
-    proc, wall = gan_modules("validate", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
-                             "--metrics.num_samples", "32", cwd=tmp_path)
-    record(tmp_path, "Pix2Pix validate", wall)
+    proc = fit_4_steps_then_validate(tmp_path, args, "pix2pix_fashion_edges", "Pix2Pix", 32)
     assert "val/l1" in proc.stdout
 
 

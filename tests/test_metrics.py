@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -231,3 +233,11 @@ def test_shipped_mnist_classifier_tells_real_digits_from_noise():
     assert real_vs_noise["kid_mean"] > 20 * abs(real_vs_real["kid_mean"])
     assert real_vs_real["precision"] > 0.7 and real_vs_real["recall"] > 0.7
     assert real_vs_noise["precision"] < 0.1
+
+
+def test_parzen_module_runs_as_a_script_without_runpy_warnings():
+    """``python -m gan_modules.metrics.parzen`` (the README's command) prints its help and nothing on stderr."""
+    proc = subprocess.run([sys.executable, "-m", "gan_modules.metrics.parzen", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "Parzen-window log-likelihood" in proc.stdout
+    assert proc.stderr == "", proc.stderr

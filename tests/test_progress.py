@@ -64,22 +64,29 @@ def test_bar_counts_generator_steps_and_shows_logged_losses(tmp_path):
     tqdm.close()
 
 
-def test_bar_in_a_log_file_redraws_once_per_interval_and_at_the_end(tmp_path):
-    """stdout redirected to a file (SLURM, CI, nohup): one line per ``log_interval`` seconds, not one per step."""
+def test_bar_in_a_log_file_redraws_once_per_interval_and_at_the_end(tmp_path, capsys):
+    """stdout redirected to a file (SLURM, CI, nohup): one line per ``log_interval`` seconds, not one per step, and
+    no redraw with a stale count at an epoch end."""
     bar = GANProgressBar(log_interval=3600.0)
-    module = StubModule(generator_steps=0, hparams={"max_generator_steps": 5})
+    module = StubModule(generator_steps=0, hparams={"max_generator_steps": 6})
     start = stub_trainer(tmp_path, logs_now=False)
     resolve_run_dir(start)
     bar.on_train_start(start, module)
     tqdm = bar.train_progress_bar
     batch = {"image": torch.zeros(2, 1, 8, 8)}
     drawn = []
-    for step in range(1, 6):
+    for step in range(1, 7):
         module.generator_steps = step
         bar.on_train_batch_end(stub_trainer(tmp_path, logs_now=False), module, None, batch, step - 1)
         drawn.append(tqdm.n)
-    assert drawn == [1, 1, 1, 1, 5]  # the first step, then nothing for an hour, then the last step
+        if step == 5:  # an epoch ends between draws: the bar takes the true count without drawing it
+            bar.on_train_epoch_end(stub_trainer(tmp_path, logs_now=False), module)
+            drawn[-1] = tqdm.n
+    assert drawn == [1, 1, 1, 1, 5, 6]  # the first step, nothing for an hour, the count at the epoch end, the last
     tqdm.close()
+    out = capsys.readouterr().out
+    assert "1/6 G steps" in out and "6/6 G steps" in out
+    assert not any(f"{n}/6 G steps" in out for n in (2, 3, 4, 5)), out
 
 
 def test_batch_size_and_loss_postfix():

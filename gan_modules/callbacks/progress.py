@@ -176,14 +176,21 @@ class GANProgressBar(TQDMProgressBar):
         order = [*SHOWN.values(), "img/s", "epoch"]
         return {k: self._postfix[k] for k in order if k in self._postfix}
 
+    def _redraw_between_steps(self, pl_module: Any) -> None:
+        """After an epoch or a validation run: the bar at the true step count, redrawn only on a terminal (in a log,
+        a redraw between steps would repeat the last line with a stale rate)."""
+        bar = self.train_progress_bar
+        bar.n = int(getattr(pl_module, "generator_steps", bar.n))
+        bar.set_postfix(self.postfix_in_order(), refresh=_interactive())
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if not self.train_progress_bar.disable:
-            self.train_progress_bar.set_postfix(self.postfix_in_order())
+            self._redraw_between_steps(pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         super().on_validation_end(trainer, pl_module)
-        if self._train_progress_bar is not None and trainer.state.fn == "fit":
-            self.train_progress_bar.set_postfix(self.postfix_in_order())
+        if self._train_progress_bar is not None and trainer.state.fn == "fit" and not self.train_progress_bar.disable:
+            self._redraw_between_steps(pl_module)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Prints the summary on global rank zero (after every checkpoint callback's final save)."""

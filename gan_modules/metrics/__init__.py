@@ -11,8 +11,19 @@ from .extractors import (
     inception_weights_path,
 )
 from .generative import GenerativeMetricSuite
-from .parzen import parzen_evaluate, parzen_log_likelihood, select_sigma
 from .precision_recall import PrecisionRecall, precision_recall
+
+_PARZEN = ("parzen_evaluate", "parzen_log_likelihood", "select_sigma")
+
+
+def __getattr__(name: str):
+    """The Parzen functions on first use, so ``python -m gan_modules.metrics.parzen`` runs its module once (an eager
+    import here made runpy warn that the module was already in ``sys.modules``)."""
+    if name in _PARZEN:
+        from . import parzen
+
+        return getattr(parzen, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "FEATURE_EXTRACTORS",

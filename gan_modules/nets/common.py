@@ -21,16 +21,17 @@ def check_channels(name: str, channels: int) -> None:
         raise ConfigError(f"{name} supports 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
 
 
-def dcgan_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """DCGAN initialisation (Radford et al. 2016 §4): conv and linear weights ~ N(0, 0.02); BatchNorm γ ~ N(1, 0.02),
-    β = 0."""
+def dcgan_init_(module: nn.Module, std: float = 0.02, batchnorm_std: float | None = None) -> nn.Module:
+    """DCGAN initialisation (Radford et al. 2016 §4): conv and linear weights ~ N(0, 0.02), zero biases; BatchNorm
+    γ ~ N(1, ``batchnorm_std``) (default ``std``; 0: γ = 1), β = 0. In place; returns ``module``."""
+    bn_std = std if batchnorm_std is None else batchnorm_std
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
-            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.normal_(m.weight, 1.0, bn_std) if bn_std > 0 else nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return module
 

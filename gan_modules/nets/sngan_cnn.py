@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .common import check_channels, check_image_size
+from .common import check_channels, check_image_size, dcgan_init_
 
 SUPPORTED_SIZES = (28, 32, 48, 64)
 
@@ -36,15 +36,7 @@ def init_standard_cnn_(module: nn.Module, std: float = INIT_STD) -> nn.Module:
     BatchNorm γ = 1 and β = 0 (chainer-gan-lib ``common/net.py`` l.68-79 and l.201-211: ``Normal(0.02)`` weights,
     default biases and BatchNormalization). Call it before adding spectral norm (it initialises ``weight`` itself).
     Returns ``module``."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return module
+    return dcgan_init_(module, std, batchnorm_std=0.0)
 
 
 def _base_and_blocks(image_size: int) -> tuple[int, int]:
