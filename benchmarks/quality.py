@@ -233,12 +233,10 @@ CPU: dict[str, dict[str, Any]] = {
 
 #: The previous CPU table (``--quick``): all rows in ~45 minutes on 2 cores, but only 100-1,000 generator steps, i.e.
 #: early training: a smoke test of the whole table, not a measure of quality.
-QUICK: dict[str, dict[str, Any]] = {
-    name: {**CPU[name], STEPS: steps}  # the CPU preset's nets and batches, fewer steps
-    for name, steps in (("gan", 1000), ("dcgan", 800), *((n, 800) for n in _LIMITED_ROWS), ("cgan", 800),
-                        ("wgan", 300), ("wgan_gp", 150), ("sngan", 100), ("pix2pix", 300), ("cyclegan", 150),
-                        ("stargan", 100))  # fmt: skip
-}
+_QUICK_STEPS = {"gan": 1000, "dcgan": 800, **dict.fromkeys(_LIMITED_ROWS, 800), "cgan": 800, "wgan": 300,
+                "wgan_gp": 150, "sngan": 100, "pix2pix": 300, "cyclegan": 150, "stargan": 100}
+#: the CPU preset's nets and batches, fewer steps
+QUICK: dict[str, dict[str, Any]] = {name: {**CPU[name], STEPS: steps} for name, steps in _QUICK_STEPS.items()}
 
 #: GPU check (``--preset gpu``, run by benchmarks/gpu_check.sh): DCGAN and WGAN-GP on Fashion-MNIST resized to 32 px,
 #: the configs' widths (64) and batch sizes, 4,000 generator steps, 2 seeds, against their references.

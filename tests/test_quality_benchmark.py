@@ -345,7 +345,7 @@ def test_limited_data_rows_train_on_1000_images_and_judge_augmentation_against_n
     for name in ("dcgan_1k", "dcgan_1k_diffaugment", "dcgan_1k_ada"):
         assert cpu[name]["data.init_args.limit_train_images"] == 1000 and quality.ROWS[name].reference is None
         assert {k: v for k, v in cpu[name].items() if "augment" not in k and "ada" not in k and "limit" not in k} == (
-            {k: v for k, v in cpu["dcgan"].items()})  # same nets, batch and budget as the full-data dcgan row
+            cpu["dcgan"])  # same nets, batch and budget as the full-data dcgan row
     assert "model.init_args.augment" not in cpu["dcgan_1k"] and cpu["dcgan_1k_ada"]["model.init_args.ada"] is True
     row = quality.ROWS["dcgan_1k_ada"]
 
