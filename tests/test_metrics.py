@@ -241,3 +241,14 @@ def test_parzen_module_runs_as_a_script_without_runpy_warnings():
                           text=True, timeout=120)
     assert proc.returncode == 0 and "Parzen-window log-likelihood" in proc.stdout
     assert proc.stderr == "", proc.stderr
+
+
+def test_parzen_takes_28px_digits_as_they_are_and_crops_the_padded_32px_border():
+    from gan_modules.metrics.parzen import as_mnist_28
+
+    digits = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert as_mnist_28(digits) is digits
+    padded = torch.nn.functional.pad(digits, (2, 2, 2, 2), value=-1.0)  # resize_mode "pad": background -1
+    assert torch.equal(as_mnist_28(padded), digits)
+    with pytest.raises(ValueError, match=r"generates \(3, 64, 64\) images; this protocol needs 1x28x28"):
+        as_mnist_28(torch.zeros(2, 3, 64, 64))
