@@ -152,3 +152,9 @@ def test_fit_shows_the_bar_in_generator_steps_and_prints_the_summary(tmp_path, c
     assert "Epoch 0" not in out  # Lightning's per-epoch bar is replaced
     assert f"── gan-modules: DCGAN trained for 4 of 4 generator steps ──\n  checkpoint  {tmp_path / 'ckpt' / 'last.ckpt'}" in out
     assert bar.last_summary is not None and bar.last_summary in out
+
+
+def test_only_the_training_bar_counts_generator_steps(tmp_path):
+    """Validation/test/predict bars count batches: they must not say "G steps" (Lightning reads ``BAR_FORMAT``)."""
+    bar = GANProgressBar()
+    assert "G steps" in bar.TRAIN_BAR_FORMAT and "G steps" not in bar.BAR_FORMAT

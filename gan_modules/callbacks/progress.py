@@ -114,7 +114,8 @@ class GANProgressBar(TQDMProgressBar):
         summary: print the end-of-fit summary (global rank zero).
     """
 
-    BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} G steps [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+    #: the training bar only (Lightning's validation/test/predict bars read ``BAR_FORMAT`` and count batches)
+    TRAIN_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} G steps [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
 
     def __init__(self, refresh_rate: int = 1, process_position: int = 0, summary: bool = True,
                  log_interval: float = 30.0):
@@ -131,7 +132,7 @@ class GANProgressBar(TQDMProgressBar):
     def init_train_tqdm(self, desc: str | None = None, total: int | None = None, initial: int = 0) -> Tqdm:
         return Tqdm(desc=desc or self.train_description, total=total, initial=initial,
                     position=2 * self.process_position, disable=self.is_disabled, leave=True, dynamic_ncols=True,
-                    file=sys.stdout, smoothing=0.1, unit=" steps", bar_format=self.BAR_FORMAT)  # fmt: skip
+                    file=sys.stdout, smoothing=0.1, unit=" steps", bar_format=self.TRAIN_BAR_FORMAT)  # fmt: skip
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """The cached postfix: Lightning's default reads every progress-bar tensor back (a device sync per refresh)."""
