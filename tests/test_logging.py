@@ -3,6 +3,7 @@ host-device sync on steps that are not logged."""
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
@@ -47,9 +48,15 @@ def test_wandb_offline_run_directory_holds_metrics_and_images(tmp_path, monkeypa
     assert len(images) >= 2, images  # generator steps 2 and 4 (and the final grid)
     # offline, the history, config and run settings live in the run's log (run-*.wandb, what `wandb sync` uploads);
     # wandb>=0.19 writes it from its Go core, which has no Python reader: check the keys it records
-    log = next(runs[0].glob("run-*.wandb")).read_bytes()
-    for key in ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "val/fid", "val/kid_mean",
-                "val/fid_num_samples", "max_generator_steps", "gan-modules-tests", "tiny"):
+    keys = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "val/fid", "val/kid_mean",
+            "val/fid_num_samples", "max_generator_steps", "gan-modules-tests", "tiny")
+    deadline = time.monotonic() + 60  # the core process may still be flushing the log after finish() returns
+    while True:
+        log = next(runs[0].glob("run-*.wandb")).read_bytes()
+        if all(key.encode() in log for key in keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for key in keys:
         assert key.encode() in log, key
 
 
