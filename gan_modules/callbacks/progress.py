@@ -122,7 +122,8 @@ class GANProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=False)
         self.summary = summary
         self.log_interval = log_interval
-        self._last_draw = 0.0
+        self._interactive = True  # set at on_train_start: whether stdout is a terminal
+        self._last_draw = float("-inf")
         self._postfix: dict[str, str] = {}
         self._images = 0
         self._t0 = 0.0
@@ -146,6 +147,7 @@ class GANProgressBar(TQDMProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._run = run_dir(trainer)
         self._images, self._t0, self._postfix = 0, time.monotonic(), {}
+        self._interactive, self._last_draw = _interactive(), float("-inf")  # once per fit, not per step
         # one bar for the whole fit, in generator steps; a resumed fit starts at its step (rate: this run's steps)
         self.train_progress_bar = self.init_train_tqdm(type(pl_module).__name__,
                                                        (getattr(pl_module, "hparams", {}) or {}).get("max_generator_steps"),
@@ -165,7 +167,7 @@ class GANProgressBar(TQDMProgressBar):
         n = int(getattr(pl_module, "generator_steps", batch_idx + 1))
         if n != bar.n and self._should_update(n, bar.total):
             now = time.monotonic()
-            if not _interactive() and n != bar.total and now - self._last_draw < self.log_interval:
+            if not self._interactive and n != bar.total and now - self._last_draw < self.log_interval:
                 return
             self._last_draw = now
             elapsed = max(now - self._t0, 1e-9)
@@ -182,7 +184,7 @@ class GANProgressBar(TQDMProgressBar):
         a redraw between steps would repeat the last line with a stale rate)."""
         bar = self.train_progress_bar
         bar.n = int(getattr(pl_module, "generator_steps", bar.n))
-        bar.set_postfix(self.postfix_in_order(), refresh=_interactive())
+        bar.set_postfix(self.postfix_in_order(), refresh=self._interactive)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if not self.train_progress_bar.disable:
