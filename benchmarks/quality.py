@@ -83,6 +83,7 @@ from datamodules.base import collate
 from gan_modules.base import AdversarialModule
 from gan_modules.cli import GANCLI
 from gan_modules.metrics import GenerativeMetricSuite, get_feature_extractor
+from gan_modules.metrics.extractors import padded_content
 from gan_modules.sample import generate_images
 from gan_modules.translation import inference_mode
 
@@ -575,10 +576,12 @@ class Evaluator:
         self._extractors: dict[str, Any] = {}
         self._ruler: Any = None
 
-    def extractor(self, name: str) -> Any:
-        if name not in self._extractors:
-            self._extractors[name] = get_feature_extractor(name)
-        return self._extractors[name]
+    def extractor(self, name: str, dm: Any = None) -> Any:
+        """The extractor ``name``; a classifier crops the border of a padded datamodule (``resize_mode: pad``)."""
+        content = padded_content(dm) if name != "inception" else None
+        if (name, content) not in self._extractors:
+            self._extractors[name, content] = get_feature_extractor(name, **({"content": content} if content else {}))
+        return self._extractors[name, content]
 
     def ruler(self) -> Any:
         if self._ruler is None:
@@ -668,7 +671,7 @@ def run_one(
             real, _ = real_test_images(dm, n_eval)
             z, y = reference_eval_inputs(partial, len(real))
             fake = reference_images(partial, z, y, device, reference_mode)
-            return generative_scores(evaluator.extractor(extractor_name), real, fake, device)["fid"]
+            return generative_scores(evaluator.extractor(extractor_name, dm), real, fake, device)["fid"]
 
         ref, dm = train_reference(row, presets.get(row.reference_of, {}), seed, device, fid_of, curve or [])
         train_seconds, steps, budget = ref.train_seconds, ref.generator_steps, ref.budget
@@ -685,7 +688,7 @@ def run_one(
     if row.kind in ("generative", "conditional", "reference"):
         real, labels = real_test_images(dm, n_eval)
         n = len(real)  # the embedded MNIST holds out only 1,000 digits
-        extractor = evaluator.extractor(row.extractor)
+        extractor = evaluator.extractor(row.extractor, dm)
         if row.kind == "reference":
             fake = reference_images(ref, *reference_eval_inputs(ref, n), device, reference_mode)
             conditional = ref.conditional

@@ -39,6 +39,7 @@ from datamodules.offline_tasks import render_colored_digit
 from datamodules.transforms import to_unit_range
 from gan_modules import CycleGAN, Pix2Pix, StarGAN
 from gan_modules.metrics import get_feature_extractor
+from gan_modules.metrics.extractors import crop_padding
 
 
 # ------------------------------------------------------------------------------------------------ the ruler
@@ -52,9 +53,7 @@ class ShippedRuler(nn.Module):
         self.extractor = get_feature_extractor("fashion_mnist_classifier")
 
     def forward(self, x: Tensor) -> Tensor:  # (N, 1, 32 or 28, same) in [-1, 1] -> (N, 10) logits
-        if x.shape[-1] == 32:
-            x = x[..., 2:30, 2:30]
-        return self.extractor(x)[1]
+        return self.extractor(crop_padding(x, (2, 28)) if x.shape[-1] == 32 else x)[1]
 
 
 def classifier() -> ShippedRuler:

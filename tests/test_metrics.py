@@ -252,3 +252,35 @@ def test_parzen_takes_28px_digits_as_they_are_and_crops_the_padded_32px_border()
     assert torch.equal(as_mnist_28(padded), digits)
     with pytest.raises(ValueError, match=r"generates \(3, 64, 64\) images; this protocol needs 1x28x28"):
         as_mnist_28(torch.zeros(2, 3, 64, 64))
+
+
+def test_classifier_sees_padded_digits_at_their_trained_layout_not_shrunk():
+    """MNIST padded 28 -> 32 (``resize_mode: pad``, the quickstart's data) reaches the 28 px classifier with the border
+    cropped off: the same logits as the unpadded digits, where resizing the whole frame would shrink them by 12.5%."""
+    from datamodules import EmbeddedMNISTDataModule
+    from gan_modules.metrics.extractors import crop_padding, padded_content
+
+    padded_dm = EmbeddedMNISTDataModule(image_size=32, resize_mode="pad")
+    assert padded_content(padded_dm) == (2, 28)
+    assert padded_content(EmbeddedMNISTDataModule(image_size=32)) is None  # resized: the digit fills the frame
+    assert padded_content(EmbeddedMNISTDataModule()) is None
+    assert padded_content(EmbeddedMNISTDataModule(image_size=64, resize_mode="pad")) == (18, 28)
+    assert padded_content(None) is None
+
+    padded_dm.setup("validate")
+    plain_dm = EmbeddedMNISTDataModule()
+    plain_dm.setup("validate")
+    padded = next(iter(padded_dm.val_dataloader()))["image"][:64]
+    plain = next(iter(plain_dm.val_dataloader()))["image"][:64]
+    assert padded.shape[-1] == 32 and torch.equal(crop_padding(padded, (2, 28)), plain)
+
+    cropping = get_feature_extractor("mnist_classifier", content=padded_content(padded_dm))
+    resizing = get_feature_extractor("mnist_classifier")
+    _, exact = resizing(plain)
+    torch.testing.assert_close(cropping(padded)[1], exact)
+    shrunk = resizing(padded)[1]  # the whole padded frame resized: a different input, different logits
+    assert (shrunk - exact).abs().max() > 0.1
+    assert GenerativeMetricSuite(cropping).settings["classifier_crop"] == [2, 28]
+    assert "classifier_crop" not in GenerativeMetricSuite(resizing).settings
+    with pytest.raises(ConfigError, match=r"cannot hold a 28 px padded content at offset 2; generate at the"):
+        cropping(torch.zeros(2, 1, 28, 28))

@@ -126,3 +126,4 @@ def test_cli_validate_on_embedded_mnist_prints_fid_and_kid_with_the_shipped_clas
     report = json.loads(next((tmp_path / "metrics").glob("val_step_*.json")).read_text())
     assert report["protocol"]["feature_extractor"] == "mnist_classifier"
     assert report["protocol"]["datamodule"] == "EmbeddedMNISTDataModule"
+    assert report["protocol"]["classifier_crop"] == [2, 28]  # the config's padded 32 px digits, border cropped off

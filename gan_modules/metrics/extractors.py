@@ -56,13 +56,40 @@ class FeatureExtractor(nn.Module):
         raise NotImplementedError
 
 
-def _to_gray_28(images: Tensor) -> Tensor:
-    """(N, C, H, W) in [-1, 1] -> (N, 1, 28, 28): RGB mixed to luma (ITU-R 601), other sizes resized."""
+def crop_padding(images: Tensor, content: tuple[int, int] | None) -> Tensor:
+    """The content of images a datamodule padded (``resize_mode: pad``): ``content = (offset, size)`` keeps
+    ``[offset, offset + size)`` on both axes (MNIST padded 28 -> 32: ``(2, 28)``); ``None`` returns them unchanged."""
+    if content is None:
+        return images
+    offset, size = content
+    if images.shape[-1] < offset + size or images.shape[-2] < offset + size:
+        raise ConfigError(f"images of {tuple(images.shape[-2:])} px cannot hold a {size} px padded content at "
+                          f"offset {offset}; generate at the datamodule's image_size")
+    return images[..., offset:offset + size, offset:offset + size]
+
+
+def padded_content(datamodule: Any) -> tuple[int, int] | None:
+    """``(offset, size)`` of the original images inside a datamodule's padded ones (``resize_mode: pad`` with an
+    ``image_size`` above the data's ``native_size``, as ``datamodules.transforms.fit_square`` centres them), else
+    ``None`` (the images fill the frame)."""
+    if getattr(datamodule, "resize_mode", None) != "pad":
+        return None
+    size, native = getattr(datamodule, "image_size", None), getattr(datamodule, "native_size", None)
+    if not isinstance(size, int) or not isinstance(native, int) or size <= native:
+        return None
+    return (size - native) // 2, native
+
+
+def _to_gray_28(images: Tensor, content: tuple[int, int] | None = None) -> Tensor:
+    """(N, C, H, W) in [-1, 1] -> (N, 1, 28, 28): RGB mixed to luma (ITU-R 601); a padded datamodule's border cropped
+    off (``content``, see ``padded_content``), so a padded 32 px digit is seen at its trained 28 px layout rather
+    than shrunk; other sizes resized."""
     if images.shape[1] == 3:
         weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         images = (images * weights).sum(1, keepdim=True)
     elif images.shape[1] != 1:
         raise ConfigError(f"the 28x28 classifiers take 1- or 3-channel images, got {images.shape[1]} channels")
+    images = crop_padding(images, content)
     if images.shape[-2:] != (28, 28):
         images = F.interpolate(images, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
     return images
@@ -74,9 +101,11 @@ class ClassifierExtractor(FeatureExtractor):
     Args:
         name: ``mnist_classifier`` or ``fashion_mnist_classifier`` (the weights file's stem).
         weights_path: another weights file written by ``gan_modules.metrics.train_classifier``.
+        content: ``(offset, size)`` of padded data's original images (``padded_content(datamodule)``): cropped
+            before the classifier instead of resizing the whole padded frame.
     """
 
-    def __init__(self, name: str, weights_path: str | Path | None = None):
+    def __init__(self, name: str, weights_path: str | Path | None = None, content: tuple[int, int] | None = None):
         super().__init__()
         path = Path(weights_path) if weights_path else WEIGHTS_DIR / f"{name}.pt"
         if not path.is_file():
@@ -89,13 +118,14 @@ class ClassifierExtractor(FeatureExtractor):
         state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
         self.net.load_state_dict(state)
         self.name = name
+        self.content = tuple(content) if content is not None else None
         self.num_features = self.net.num_features
         self.num_classes = self.net.num_classes
         self.meta = {k: v for k, v in checkpoint.items() if k != "state_dict"}
         self.freeze()
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        return self.net.features_and_logits(_to_gray_28(images.float()))  # (N, 128), (N, 10)
+        return self.net.features_and_logits(_to_gray_28(images.float(), self.content))  # (N, 128), (N, 10)
 
 
 def inception_weights_path() -> Path:

@@ -103,6 +103,7 @@ class GenerativeMetricSuite(nn.Module):
         self.settings = {
             "feature_extractor": extractor.name,
             "feature_dim": extractor.num_features,
+            **({"classifier_crop": list(extractor.content)} if getattr(extractor, "content", None) else {}),
             "kid_subsets": kid_subsets,
             "kid_subset_size": kid_subset_size,
             "is_splits": is_splits,

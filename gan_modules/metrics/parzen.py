@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .extractors import crop_padding
+
 #: Goodfellow et al. 2014's σ grid for MNIST (``numpy.logspace(-1, 0, 10)``).
 DEFAULT_SIGMAS: tuple[float, ...] = tuple(float(s) for s in torch.logspace(-1, 0, 10, dtype=torch.float64))
 
@@ -86,7 +88,7 @@ def as_mnist_28(images: Tensor) -> Tensor:
     if shape == (1, 28, 28):
         return images
     if shape == (1, 32, 32):
-        return images[:, :, 2:30, 2:30]
+        return crop_padding(images, (2, 28))
     raise ValueError(f"the checkpoint generates {shape} images; this protocol needs 1x28x28 (or padded 1x32x32)")
 
 
