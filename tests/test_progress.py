@@ -83,10 +83,11 @@ def test_bar_in_a_log_file_redraws_once_per_interval_and_at_the_end(tmp_path, ca
             bar.on_train_epoch_end(stub_trainer(tmp_path, logs_now=False), module)
             drawn[-1] = tqdm.n
     assert drawn == [1, 1, 1, 1, 5, 6]  # the first step, nothing for an hour, the count at the epoch end, the last
-    tqdm.close()
+    bar.on_train_end(stub_trainer(tmp_path, logs_now=False), module)  # closes the bar (Lightning's hook)
     out = capsys.readouterr().out
-    assert "1/6 G steps" in out and "6/6 G steps" in out
+    assert "1/6 G steps" in out and out.count("6/6 G steps") == 1, out  # the final line once, not redrawn at close
     assert not any(f"{n}/6 G steps" in out for n in (2, 3, 4, 5)), out
+    assert out.endswith("\n")  # the line is ended: the summary starts on its own line
 
 
 def test_batch_size_and_loss_postfix():

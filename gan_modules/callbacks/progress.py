@@ -124,6 +124,7 @@ class GANProgressBar(TQDMProgressBar):
         self.log_interval = log_interval
         self._interactive = True  # set at on_train_start: whether stdout is a terminal
         self._last_draw = float("-inf")
+        self._drawn_n: int | None = None  # the count of the last line written
         self._postfix: dict[str, str] = {}
         self._images = 0
         self._t0 = 0.0
@@ -148,6 +149,7 @@ class GANProgressBar(TQDMProgressBar):
         self._run = run_dir(trainer)
         self._images, self._t0, self._postfix = 0, time.monotonic(), {}
         self._interactive, self._last_draw = _interactive(), float("-inf")  # once per fit, not per step
+        self._drawn_n = None
         # one bar for the whole fit, in generator steps; a resumed fit starts at its step (rate: this run's steps)
         self.train_progress_bar = self.init_train_tqdm(type(pl_module).__name__,
                                                        (getattr(pl_module, "hparams", {}) or {}).get("max_generator_steps"),
@@ -174,6 +176,7 @@ class GANProgressBar(TQDMProgressBar):
             self._postfix["img/s"] = f"{self._images / elapsed:.0f}"
             bar.n = n
             bar.set_postfix(self.postfix_in_order(), refresh=True)
+            self._drawn_n = n
 
     def postfix_in_order(self) -> dict[str, str]:
         order = [*SHOWN.values(), "img/s", "epoch"]
@@ -194,6 +197,14 @@ class GANProgressBar(TQDMProgressBar):
         super().on_validation_end(trainer, pl_module)
         if self._train_progress_bar is not None and trainer.state.fn == "fit" and not self.train_progress_bar.disable:
             self._redraw_between_steps(pl_module)
+
+    def on_train_end(self, *args: Any) -> None:
+        """Closes the bar; in a log file, without writing the last line a second time (tqdm's close redraws it
+        with a new elapsed time) when that line already shows the final count."""
+        bar = self._train_progress_bar
+        if bar is not None and not self._interactive and not bar.disable and bar.n == self._drawn_n:
+            bar.display = lambda *_, **__: None  # instance attribute: close() still ends the line and unregisters
+        super().on_train_end(*args)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Prints the summary on global rank zero (after every checkpoint callback's final save)."""
