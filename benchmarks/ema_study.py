@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from datamodules import DATAMODULES
 from datamodules.base import collate
 from gan_modules.ema import EMA, recompute_batchnorm_statistics
-from gan_modules.metrics.extractors import auto_feature_extractor, get_feature_extractor, padded_content
+from gan_modules.metrics.extractors import auto_feature_extractor, feature_extractor_for
 from gan_modules.metrics.generative import GenerativeMetricSuite
 from gan_modules.registry import MODELS
 
@@ -125,8 +125,7 @@ def run(config: str, seed: int, budgets: list[int], overrides: dict[str, Any], b
     L.seed_everything(seed, verbose=False)
     model, dm = build(config, seed, {**overrides, "max_generator_steps": max(budgets), "ema_decay": None}, batch_size)
     dm.setup()
-    name = auto_feature_extractor(dm)
-    extractor = get_feature_extractor(name, **({} if name == "inception" else {"content": padded_content(dm)}))
+    extractor = feature_extractor_for(auto_feature_extractor(dm), dm)
     suite = GenerativeMetricSuite(extractor, kid_subsets=10, kid_subset_size=100, precision_recall_k=0)
     real = next(iter(dm.test_dataloader().__class__(dm.dataset("test"), batch_size=num_samples, shuffle=False,
                                                     collate_fn=collate)))["image"]

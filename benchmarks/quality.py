@@ -82,8 +82,8 @@ from datamodules import ImageDataModule
 from datamodules.base import collate
 from gan_modules.base import AdversarialModule
 from gan_modules.cli import GANCLI
-from gan_modules.metrics import GenerativeMetricSuite, get_feature_extractor
-from gan_modules.metrics.extractors import padded_content
+from gan_modules.metrics import GenerativeMetricSuite
+from gan_modules.metrics.extractors import feature_extractor_for, padded_content
 from gan_modules.sample import generate_images
 from gan_modules.translation import inference_mode
 
@@ -578,10 +578,10 @@ class Evaluator:
 
     def extractor(self, name: str, dm: Any = None) -> Any:
         """The extractor ``name``; a classifier crops the border of a padded datamodule (``resize_mode: pad``)."""
-        content = padded_content(dm) if name != "inception" else None
-        if (name, content) not in self._extractors:
-            self._extractors[name, content] = get_feature_extractor(name, **({"content": content} if content else {}))
-        return self._extractors[name, content]
+        key = (name, padded_content(dm))
+        if key not in self._extractors:
+            self._extractors[key] = feature_extractor_for(name, dm)
+        return self._extractors[key]
 
     def ruler(self) -> Any:
         if self._ruler is None:

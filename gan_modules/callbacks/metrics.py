@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..metrics.extractors import auto_feature_extractor, get_feature_extractor, padded_content
+from ..metrics.extractors import auto_feature_extractor, feature_extractor_for
 from ..metrics.generative import GenerativeMetricSuite
 from .samples import RunDirectoryCallback, run_dir
 
@@ -113,9 +113,7 @@ class GenerativeMetrics(RunDirectoryCallback):
             # an automatically chosen Inception never downloads: no surprise network use from a default
             kwargs = {**self.extractor_kwargs, "allow_download": self.extractor_kwargs["allow_download"] and not auto}
             try:
-                # a classifier sees padded data (MNIST 28 -> 32, ``resize_mode: pad``) with the border cropped off
-                extra = kwargs if name == "inception" else {"content": padded_content(trainer.datamodule)}
-                extractor = get_feature_extractor(name, **extra)
+                extractor = feature_extractor_for(name, trainer.datamodule, **kwargs)
             except ConfigError as err:
                 if not auto:
                     raise

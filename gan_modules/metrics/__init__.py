@@ -7,6 +7,7 @@ from .extractors import (
     FeatureExtractor,
     InceptionExtractor,
     auto_feature_extractor,
+    feature_extractor_for,
     get_feature_extractor,
     inception_weights_path,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "InceptionExtractor",
     "PrecisionRecall",
     "auto_feature_extractor",
+    "feature_extractor_for",
     "get_feature_extractor",
     "inception_weights_path",
     "parzen_evaluate",

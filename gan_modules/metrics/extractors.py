@@ -207,6 +207,14 @@ def get_feature_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
     return FEATURE_EXTRACTORS[name](**kwargs)
 
 
+def feature_extractor_for(name: str, datamodule: Any, **inception_kwargs: Any) -> FeatureExtractor:
+    """The extractor ``name`` fitted to ``datamodule``'s images: a classifier crops the border of padded data
+    (``padded_content``); ``inception_kwargs`` (weights path, download) go to Inception only."""
+    if name == "inception":
+        return get_feature_extractor(name, **inception_kwargs)
+    return get_feature_extractor(name, content=padded_content(datamodule))
+
+
 def auto_feature_extractor(datamodule: Any) -> str:
     """The extractor that suits a datamodule: its ``feature_extractor_hint`` attribute when it has one, else
     ``fashion_mnist_classifier`` / ``mnist_classifier`` for Fashion-MNIST / MNIST datamodules, else ``inception``."""
