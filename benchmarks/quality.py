@@ -1,6 +1,7 @@
 """Sample quality of every model against independent plain-PyTorch references, over seeds, on offline real data.
 
     python benchmarks/quality.py --preset cpu             # CPU table: budgets of benchmarks/BUDGETS.md, 3 seeds
+    python benchmarks/quality.py --preset cpu --jobs 2    # the same, two 1-thread runs at a time (2 cores)
     python benchmarks/quality.py --preset cpu --resume    # continue a killed run (skips the runs in OUT/quality.json)
     python benchmarks/quality.py --preset gpu --device cuda --seeds 0 1   # dcgan + wgan_gp at 32 px (gpu_check.sh)
     python benchmarks/quality.py --quick                  # CPU smoke test of the whole table (early training only)
@@ -1011,9 +1012,10 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
     )
 
 
-def merge(parts: list[Path], out: Path) -> dict[str, Any]:
-    """Joins the reports of runs made in parallel (``gpu_check.sh`` runs one process per row and seed) into one
-    ``OUT/quality.json`` and ``OUT/RESULTS.md``; each row's grid comes from the part that ran its lowest seed."""
+def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Joins the reports of runs made in parallel (``--jobs``, ``gpu_check.sh``: one process per row and seed) into
+    one ``OUT/quality.json`` and ``OUT/RESULTS.md``; each row's grid comes from the part that ran its lowest seed.
+    ``settings_update`` overrides merged settings (``--jobs``: the parent's command and wall time)."""
     reports = [json.loads(p.read_text()) for p in parts]
     if not reports:
         raise SystemExit("quality.py --merge: no reports given")
@@ -1030,6 +1032,7 @@ def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     settings["budgets"] = {k: v for r in reports for k, v in r["settings"]["budgets"].items()}
     settings["elapsed_seconds"] = max(r["settings"]["elapsed_seconds"] for r in reports)
     settings["merged_from"] = len(reports)
+    settings.update(settings_update or {})
     ordered = sorted(runs.values(), key=lambda r: (r["seed"], list(ROWS).index(r["row"])))
     out.mkdir(parents=True, exist_ok=True)
     for name in ROWS:
@@ -1043,6 +1046,121 @@ def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     report = {"settings": settings, "runs": ordered, "aggregates": aggregate(ordered)}
     write_atomic(out / "quality.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out / "RESULTS.md", results_markdown(report, out))
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ parallel runs
+def cost_hint(preset: str) -> dict[str, float]:
+    """Median training CPU seconds per row in the shipped ``benchmarks/quality.json`` when it was made with
+    ``preset`` (the order ``--jobs`` starts runs in: longest first); empty otherwise."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        shipped = json.loads((ROOT / "benchmarks" / "quality.json").read_text())
+        if shipped["settings"]["preset"] == preset:
+            per_row: dict[str, list[float]] = {}
+            for r in shipped["runs"]:
+                per_row.setdefault(r["row"], []).append(float(r.get("train_cpu_seconds") or r["train_seconds"]))
+            return {row: statistics.median(v) for row, v in per_row.items()}
+    return {}
+
+
+def part_dir(out: Path, row: str, seed: int) -> Path:
+    return out / "parts" / f"{row}-seed{seed}"
+
+
+def part_done(out: Path, row: str, seed: int) -> bool:
+    """Whether ``row``/``seed``'s part report holds its run."""
+    path = part_dir(out, row, seed) / "quality.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return any((r["row"], r["seed"]) == (row, seed) for r in json.loads(path.read_text())["runs"])
+    return False
+
+
+def child_argv(args: argparse.Namespace, row: str, seed: int, out: Path) -> list[str]:
+    """The options of this run for one (row, seed) child, writing to its part folder (``--resume``: a killed
+    child's finished run is kept)."""
+    argv = ["--preset", args.preset, "--models", row, "--seeds", str(seed), "--out", str(out), "--resume",
+            "--device", args.device, "--reference-sampling-mode", args.reference_sampling_mode,
+            "--cache-dir", str(args.cache_dir)]  # fmt: skip
+    if args.eval_samples is not None:
+        argv += ["--eval-samples", str(args.eval_samples)]
+    if args.steps is not None:
+        argv += ["--steps", str(args.steps)]
+    if args.curve:
+        argv += ["--curve", *map(str, args.curve)]
+    if args.data_dir is not None:
+        argv += ["--data-dir", str(args.data_dir)]
+    if args.raw_generator_fid:
+        argv.append("--raw-generator-fid")
+    return argv
+
+
+def run_parallel(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """``--jobs N``: every (row, seed) in its own ``quality.py`` process, N at a time, each with
+    ``cores // N`` torch threads (``OMP_NUM_THREADS``; a value already set is kept), longest rows first; each writes
+    ``OUT/parts/<row>-seed<seed>/`` (report, log, grid), and the parts are merged into ``OUT`` as each finishes.
+    ``--resume`` keeps finished parts; without it, the parts of the runs asked for are started afresh. A failed child
+    leaves its log and fails the whole command after the others finish."""
+    import shutil
+    import subprocess
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cost = cost_hint(args.preset)
+    planned = [(row, seed) for seed in args.seeds for row in args.models]
+    if not args.resume:
+        for row, seed in planned:
+            shutil.rmtree(part_dir(out, row, seed), ignore_errors=True)
+    todo = sorted((rs for rs in planned if not part_done(out, *rs)), key=lambda rs: -cost.get(rs[0], 0.0))
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    command = shlex.join(["python", "benchmarks/quality.py", *argv])
+    print(f"quality.py --jobs {args.jobs}: {len(todo)} runs to train ({len(planned) - len(todo)} already done), "
+          f"{env['OMP_NUM_THREADS']} torch threads each; logs in {out / 'parts'}", flush=True)  # fmt: skip
+    start, running, failed = time.perf_counter(), {}, []
+    report: dict[str, Any] = {}
+
+    def merge_done() -> dict[str, Any]:
+        parts = [part_dir(out, *rs) / "quality.json" for rs in planned if part_done(out, *rs)]
+        if not parts:
+            return {}
+        with contextlib.redirect_stdout(None):
+            return merge(parts, out, {"command": command, "models": args.models, "seeds": args.seeds, "jobs": args.jobs,
+                                      "elapsed_seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+
+    try:
+        queue = list(todo)
+        while queue or running:
+            while queue and len(running) < args.jobs:
+                row, seed = queue.pop(0)
+                folder = part_dir(out, row, seed)
+                folder.mkdir(parents=True, exist_ok=True)
+                log = (folder / "log.txt").open("w")
+                proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()),
+                                         *child_argv(args, row, seed, folder)],
+                                        stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                running[proc] = (row, seed, log, time.perf_counter())
+            time.sleep(0.2)
+            for proc in [p for p in running if p.poll() is not None]:
+                row, seed, log, t0 = running.pop(proc)
+                log.close()
+                ok = proc.returncode == 0 and part_done(out, row, seed)
+                if not ok:
+                    failed.append((row, seed))
+                else:
+                    report = merge_done()
+                print(f"[{len(todo) - len(queue) - len(running)}/{len(todo)}] {row} seed {seed}: "
+                      f"{'done' if ok else f'FAILED (exit {proc.returncode})'} in {time.perf_counter() - t0:.0f} s"
+                      + ("" if ok else f"; log: {part_dir(out, row, seed) / 'log.txt'}"), flush=True)  # fmt: skip
+    except BaseException:
+        for proc in running:
+            proc.kill()
+        raise
+    report = merge_done() or report
+    if report:
+        print(table(report["aggregates"]), flush=True)
+    if failed:
+        raise SystemExit(f"quality.py --jobs: {len(failed)} of {len(todo)} runs failed "
+                         f"({', '.join(f'{r} seed {s}' for r, s in failed)}); their logs are in {out / 'parts'}")
     return report
 
 
@@ -1078,6 +1196,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where the MNIST-colours task is rendered once")
     p.add_argument("--resume", action="store_true", help="keep OUT/quality.json's runs and skip them")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs (row, seed) trained at once, each in its own process with cores/jobs torch threads, "
+                        "longest first; parts in OUT/parts/, merged into OUT as they finish (--resume keeps "
+                        "finished parts)")
     p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                    help="join the quality.json files of parallel runs into OUT (no training)")
     args = p.parse_args(argv)
@@ -1095,6 +1217,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--curve steps must be at least 1, got {args.curve}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         p.error(f"--data-dir {args.data_dir} is not a folder; give the folder holding the Fashion-MNIST IDX files")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and args.merge:
+        p.error("--jobs trains runs; --merge only joins finished ones: give one of them")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda, but CUDA is not available here; use --device cpu (with --preset cpu)")
     args.parser = p
@@ -1110,8 +1236,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report = merge(args.merge, args.out)
         print(table(report["aggregates"]), flush=True)
         return report
-    quiet()
     argv = sys.argv[1:] if argv is None else argv
+    if args.jobs > 1:
+        return run_parallel(args, argv)
+    quiet()
     preset = PRESETS[args.preset]
     presets = {name: dict(preset.overrides.get(name, {})) for name in ROWS if ROWS[name].kind != "reference"}
     if args.steps is not None:

@@ -262,6 +262,8 @@ def test_mean_std_and_target_cells_on_hand_made_numbers(quality):
     (["--curve", "100", "0"], "--curve steps must be at least 1, got [100, 0]"),
     (["--data-dir", "/nonexistent/fashion"], "--data-dir /nonexistent/fashion is not a folder"),
     (["--preset", "cpu", "--quick"], "argument --quick: not allowed with argument --preset"),
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--jobs", "2", "--merge", "a.json"], "--jobs trains runs; --merge only joins finished ones"),
 ])  # fmt: skip
 def test_bad_arguments_exit_2_with_one_clear_line(quality, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -481,3 +483,40 @@ def test_merge_joins_parallel_runs_into_one_report(quality, tmp_path):
         tmp_path / "part0" / "grids" / "dcgan_reference.png"
     ).read_bytes()
     assert "| dcgan_reference |" in (tmp_path / "all" / "RESULTS.md").read_text()
+
+
+def test_jobs_trains_each_run_in_its_own_process_merges_resumes_and_reports_a_failed_child(quality, tmp_path, capsys):
+    out = tmp_path / "par"
+    argv = ["--tiny", "--jobs", "2", "--models", "dcgan_reference", "--seeds", "0", "1", "--out", str(out),
+            "--device", "cpu"]  # fmt: skip
+    report = quality.main(argv)
+    assert sorted((r["row"], r["seed"]) for r in report["runs"]) == [("dcgan_reference", 0), ("dcgan_reference", 1)]
+    for seed in (0, 1):  # one process per run, each with its own report and log
+        part = out / "parts" / f"dcgan_reference-seed{seed}"
+        (run,) = json.loads((part / "quality.json").read_text())["runs"]
+        assert (run["row"], run["seed"]) == ("dcgan_reference", seed)
+        assert "dcgan_reference" in (part / "log.txt").read_text()
+    merged = json.loads((out / "quality.json").read_text())
+    assert merged["settings"]["command"] == "python benchmarks/quality.py " + " ".join(argv)
+    assert (merged["settings"]["jobs"], merged["settings"]["seeds"]) == (2, [0, 1])
+    fids = [r["metrics"]["fid"] for r in merged["runs"]]
+    assert merged["aggregates"]["dcgan_reference"]["metrics"]["fid"]["std"] == pytest.approx(np.std(fids, ddof=1))
+    assert (out / "grids" / "dcgan_reference.png").read_bytes() == (
+        out / "parts" / "dcgan_reference-seed0" / "grids" / "dcgan_reference.png").read_bytes()
+    assert "Command: `python benchmarks/quality.py --tiny --jobs 2" in (out / "RESULTS.md").read_text()
+    printed = capsys.readouterr().out
+    assert "2 runs to train (0 already done)" in printed
+    assert re.search(r"\[2/2\] dcgan_reference seed [01]: done in \d+ s", printed)
+
+    again = quality.main([*argv, "--resume"])  # nothing left to train: the finished parts are kept
+    assert "0 runs to train (2 already done)" in capsys.readouterr().out
+    assert [r["metrics"]["fid"] for r in again["runs"]] == fids
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(SystemExit) as exit_info:  # a child that fails: its log is kept, the command fails
+        quality.main(["--tiny", "--jobs", "2", "--models", "stargan", "--seeds", "0", "--out", str(tmp_path / "bad"),
+                      "--device", "cpu", "--cache-dir", str(not_a_folder)])  # fmt: skip
+    log = tmp_path / "bad" / "parts" / "stargan-seed0" / "log.txt"
+    assert str(exit_info.value) == f"quality.py --jobs: 1 of 1 runs failed (stargan seed 0); their logs are in {log.parents[1]}"
+    assert "FAILED (exit 1)" in capsys.readouterr().out and "Error" in log.read_text()
