@@ -118,6 +118,8 @@ def test_tiny_run_reports_every_run_mean_std_targets_grids_and_resumes(quality, 
     for row in ("dcgan", "dcgan_reference", "cgan", "cgan_reference"):
         assert table_line(md, row) in stdout  # the same table is printed
         assert f"![{row}](grids/{row}.png)" in md
+    for row in ("dcgan", "cgan"):  # each grid next to its reference's
+        assert f"| {row} | ![{row}](grids/{row}.png) | ![{row}_reference](grids/{row}_reference.png) |" in md
     fid = data["aggregates"]["dcgan"]["metrics"]["fid"]
     assert f"{fid['mean']:.2f} ± {fid['std']:.2f}" in table_line(md, "dcgan")
     assert table_line(md, "dcgan").endswith(quality.target_cell(quality.ROWS["dcgan"], data["aggregates"]) + " |")
