@@ -1048,6 +1048,7 @@ def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None =
     settings["models"] = [m for m in ROWS if any(m in r["settings"]["models"] for r in reports)]
     settings["seeds"] = sorted({sd for r in reports for sd in r["settings"]["seeds"]})
     settings["budgets"] = {k: v for r in reports for k, v in r["settings"]["budgets"].items()}
+    settings["overrides"] = {k: v for r in reports for k, v in r["settings"].get("overrides", {}).items()}
     settings["elapsed_seconds"] = max(r["settings"]["elapsed_seconds"] for r in reports)
     settings["merged_from"] = len(reports)
     settings.update(settings_update or {})

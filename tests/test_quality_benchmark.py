@@ -485,6 +485,9 @@ def test_merge_joins_parallel_runs_into_one_report(quality, tmp_path):
         tmp_path / "part0" / "grids" / "dcgan_reference.png"
     ).read_bytes()
     assert "| dcgan_reference |" in (tmp_path / "all" / "RESULTS.md").read_text()
+    later = json.loads(parts[1].read_text())["settings"]  # a row's budget and overrides come from its newest part
+    assert merged["settings"]["overrides"] == later["overrides"]
+    assert merged["settings"]["budgets"] == later["budgets"]
 
 
 def test_jobs_trains_each_run_in_its_own_process_merges_resumes_and_reports_a_failed_child(quality, tmp_path, capsys):
