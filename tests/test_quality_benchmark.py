@@ -490,6 +490,22 @@ def test_merge_joins_parallel_runs_into_one_report(quality, tmp_path):
     assert merged["settings"]["budgets"] == later["budgets"]
 
 
+def test_cost_hint_scales_the_shipped_cpu_seconds_per_step_to_the_budget_being_run(quality, tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    runs = [{"row": "dcgan", "seed": 0, "generator_steps": 3000, "train_cpu_seconds": 300.0},
+            {"row": "dcgan", "seed": 1, "generator_steps": 3000, "train_cpu_seconds": 330.0},
+            {"row": "dcgan", "seed": 2, "generator_steps": 3000, "train_cpu_seconds": 270.0},
+            {"row": "dcgan_reference", "seed": 0, "generator_steps": 3000, "train_seconds": 150.0}]  # fmt: skip
+    shipped = {"settings": {"preset": "cpu"}, "runs": runs}
+    (tmp_path / "benchmarks" / "quality.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    steps = quality.CPU["dcgan"][quality.STEPS]
+    hint = quality.cost_hint("cpu")  # median 0.1 s per step (module), 0.05 (reference: its module row's budget)
+    assert hint["dcgan"] == pytest.approx(0.1 * steps) and hint["dcgan_reference"] == pytest.approx(0.05 * steps)
+    assert quality.cost_hint("cpu", 100) == pytest.approx({"dcgan": 10.0, "dcgan_reference": 5.0})
+    assert quality.cost_hint("quick") == {}  # the shipped table was made with another preset
+
+
 def test_jobs_trains_each_run_in_its_own_process_merges_resumes_and_reports_a_failed_child(quality, tmp_path, capsys):
     out = tmp_path / "par"
     argv = ["--tiny", "--jobs", "2", "--models", "dcgan_reference", "--seeds", "0", "1", "--out", str(out),
