@@ -208,11 +208,10 @@ class Preset(NamedTuple):
     seeds: tuple[int, ...] = (0, 1, 2)
 
 
-#: CPU (``--preset cpu``): budgets chosen from pilot runs of the references (benchmarks/BUDGETS.md: pilot FID curves,
-#: costs, the estimate of ~150 min for all 15 rows x 3 seeds on 2 idle cores). DCGAN-family nets at width 16 (the
+#: CPU (``--preset cpu``): budgets chosen from the references' FID curves (benchmarks/BUDGETS.md: curves, costs; the
+#: 45 runs of the 15 rows x 3 seeds took 74 min with --jobs 2 on 2 idle cores). DCGAN-family nets at width 16 (the
 #: configs' 64 would take ~10x longer), batch 64; the MLP GAN keeps its config's widths; pix2pix at width 32. The
-#: pilots show which references are past their early transient at these budgets and which are not (the plateau
-#: column says it again for every run).
+#: table's plateau column shows which references are past their early transient at these budgets.
 AUGMENT, LIMIT = "model.init_args.augment", "data.init_args.limit_train_images"
 #: the limited-data rows: 1,000 training images; augmentation off, DiffAugment (p = 1), ADA (p adapted from 0)
 _LIMITED_ROWS: dict[str, dict[str, Any]] = {
@@ -224,7 +223,7 @@ CPU: dict[str, dict[str, Any]] = {
     "gan": {STEPS: 2000},
     # DCGAN/CGAN/WGAN raised from 3,000 / 3,000 / 800 after the first 3-seed table (BUDGETS.md "Chosen budgets"):
     # DCGAN's FID <= 8 and CGAN's class accuracy were budget-limited (DCGAN 16.7 at 3,000 steps, 7.4 at 12,000;
-    # CGAN 76.0% at 3,000, 86.3% at 8,000), and at 800-1,000 steps WGAN's EMA still lagged its fast-moving G
+    # CGAN 76.0% at 3,000, 86.3% at 8,000); WGAN's reference still falls 13.5% over the last 30% of 2,000
     "dcgan": {STEPS: 12000, NGF: 16, NDF: 16, BATCH: 64},
     "cgan": {STEPS: 8000, NGF: 16, NDF: 16},
     "wgan": {STEPS: 2000, NGF: 16, NDF: 16},
@@ -232,7 +231,7 @@ CPU: dict[str, dict[str, Any]] = {
     "sngan": {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64},  # n_dis 1 (the reference's standard-CNN setting)
     **{name: {STEPS: 3000, NGF: 16, NDF: 16, BATCH: 64, **aug} for name, aug in _LIMITED_ROWS.items()},
     # translation: twice the first table's 600 / 300 / 300 steps, at which seeds 0-2 still missed their targets
-    # (benchmarks/RESULTS.md "Translation budgets"); ~2-5 CPU min per run
+    # (benchmarks/BUDGETS.md "Chosen budgets"); ~2-3 CPU min per run
     "pix2pix": {STEPS: 1200, NGF: 32, NDF: 32},
     "cyclegan": {STEPS: 600, NGF: 16, NDF: 16},
     "stargan": {STEPS: 600, NGF: 16, NDF: 16},
@@ -1035,7 +1034,8 @@ def results_markdown(report: dict[str, Any], out: Path) -> str:
 
 def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None = None) -> dict[str, Any]:
     """Joins the reports of runs made in parallel (``--jobs``, ``gpu_check.sh``: one process per row and seed) into
-    one ``OUT/quality.json`` and ``OUT/RESULTS.md``; each row's grid comes from the part that ran its lowest seed.
+    one ``OUT/quality.json`` and ``OUT/RESULTS.md``. A (row, seed) run in several parts is taken from the last of them;
+    each row's grid comes from the part whose run of its lowest seed was taken.
     ``settings_update`` overrides merged settings (``--jobs``: the parent's command and wall time)."""
     reports = [json.loads(p.read_text()) for p in parts]
     if not reports:
@@ -1057,10 +1057,11 @@ def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None =
     settings.update(settings_update or {})
     ordered = sorted(runs.values(), key=lambda r: (r["seed"], list(ROWS).index(r["row"])))
     out.mkdir(parents=True, exist_ok=True)
-    for name in ROWS:
-        owners = sorted((min(r["settings"]["seeds"]), p) for p, r in zip(parts, reports)
-                        if name in r["settings"]["models"])  # fmt: skip
-        for _, p in owners[:1]:
+    for name in ROWS:  # the grid of the row's lowest seed, from the part whose run of it was kept (the latest)
+        seeds = [seed for row, seed in runs if row == name]
+        owners = [p for p, r in zip(parts, reports) if seeds and (name, min(seeds)) in
+                  {(x["row"], x["seed"]) for x in r["runs"]}]  # fmt: skip
+        for p in owners[-1:]:
             grid = p.parent / "grids" / f"{name}.png"
             if grid.exists():
                 (out / "grids").mkdir(exist_ok=True)

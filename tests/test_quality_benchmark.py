@@ -488,6 +488,18 @@ def test_merge_joins_parallel_runs_into_one_report(quality, tmp_path):
     later = json.loads(parts[1].read_text())["settings"]  # a row's budget and overrides come from its newest part
     assert merged["settings"]["overrides"] == later["overrides"]
     assert merged["settings"]["budgets"] == later["budgets"]
+    # a run again (same row and seed) in a later part replaces the earlier run, and its grid replaces the earlier grid
+    again = tmp_path / "again"
+    quality.main(["--tiny", "--models", "dcgan_reference", "--seeds", "0", "--out", str(again), "--device", "cpu"])
+    (again / "grids" / "dcgan_reference.png").write_bytes((tmp_path / "part1" / "grids" / "dcgan_reference.png").read_bytes())
+    rerun = json.loads((again / "quality.json").read_text())
+    rerun["runs"][0]["metrics"]["fid"] = 123.0
+    (again / "quality.json").write_text(json.dumps(rerun))
+    merged = quality.main(["--merge", *map(str, parts), str(again / "quality.json"), "--out", str(tmp_path / "all2")])
+    assert [r["metrics"]["fid"] for r in merged["runs"] if r["seed"] == 0] == [123.0]
+    assert (tmp_path / "all2" / "grids" / "dcgan_reference.png").read_bytes() == (
+        again / "grids" / "dcgan_reference.png"
+    ).read_bytes()
 
 
 def test_cost_hint_scales_the_shipped_cpu_seconds_per_step_to_the_budget_being_run(quality, tmp_path, monkeypatch):
