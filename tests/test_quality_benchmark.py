@@ -348,8 +348,10 @@ def test_limited_data_rows_train_on_1000_images_and_judge_augmentation_against_n
     cpu = quality.PRESETS["cpu"].overrides
     for name in ("dcgan_1k", "dcgan_1k_diffaugment", "dcgan_1k_ada"):
         assert cpu[name]["data.init_args.limit_train_images"] == 1000 and quality.ROWS[name].reference is None
-        assert {k: v for k, v in cpu[name].items() if "augment" not in k and "ada" not in k and "limit" not in k} == (
-            cpu["dcgan"])  # same nets, batch and budget as the full-data dcgan row
+        same = {k: v for k, v in cpu[name].items() if "augment" not in k and "ada" not in k and "limit" not in k}
+        # same nets and batch as the full-data dcgan row; the budget of RESULTS.md's limited-data section (3,000 steps),
+        # which the full-data row outgrew when its FID <= 8 target needed 12,000
+        assert same == {**cpu["dcgan"], quality.STEPS: 3000}
     assert "model.init_args.augment" not in cpu["dcgan_1k"] and cpu["dcgan_1k_ada"]["model.init_args.ada"] is True
     row = quality.ROWS["dcgan_1k_ada"]
 
