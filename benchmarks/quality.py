@@ -1046,7 +1046,8 @@ def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None =
         if (o["preset"], o["eval_samples"], o.get("steps_override")) != (first["preset"], first["eval_samples"],
                                                                           first.get("steps_override")):
             raise SystemExit(f"quality.py --merge: {p} was run with other options than {parts[0]}")
-    runs = {(r["row"], r["seed"]): r for rep in reports for r in rep["runs"]}
+    kept = {(r["row"], r["seed"]): (r, p) for p, rep in zip(parts, reports) for r in rep["runs"]}  # the last part wins
+    runs = {key: r for key, (r, _) in kept.items()}
     settings = dict(first)
     settings["models"] = [m for m in ROWS if any(m in r["settings"]["models"] for r in reports)]
     settings["seeds"] = sorted({sd for r in reports for sd in r["settings"]["seeds"]})
@@ -1057,15 +1058,13 @@ def merge(parts: list[Path], out: Path, settings_update: dict[str, Any] | None =
     settings.update(settings_update or {})
     ordered = sorted(runs.values(), key=lambda r: (r["seed"], list(ROWS).index(r["row"])))
     out.mkdir(parents=True, exist_ok=True)
-    for name in ROWS:  # the grid of the row's lowest seed, from the part whose run of it was kept (the latest)
-        seeds = [seed for row, seed in runs if row == name]
-        owners = [p for p, r in zip(parts, reports) if seeds and (name, min(seeds)) in
-                  {(x["row"], x["seed"]) for x in r["runs"]}]  # fmt: skip
-        for p in owners[-1:]:
-            grid = p.parent / "grids" / f"{name}.png"
-            if grid.exists():
-                (out / "grids").mkdir(exist_ok=True)
-                (out / "grids" / grid.name).write_bytes(grid.read_bytes())
+    # each row's grid: the one beside its lowest seed's kept run (highest seeds first, so the lowest is assigned last)
+    grid_part = {name: p for (name, _), (_, p) in sorted(kept.items(), key=lambda item: -item[0][1])}
+    for name, p in grid_part.items():
+        grid = p.parent / "grids" / f"{name}.png"
+        if grid.exists():
+            (out / "grids").mkdir(exist_ok=True)
+            (out / "grids" / grid.name).write_bytes(grid.read_bytes())
     report = {"settings": settings, "runs": ordered, "aggregates": aggregate(ordered)}
     write_atomic(out / "quality.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out / "RESULTS.md", results_markdown(report, out))
@@ -1077,20 +1076,19 @@ def cost_hint(preset: str, steps_override: int | None = None) -> dict[str, float
     """Expected training CPU seconds per row (the order ``--jobs`` starts runs in: longest first): the median CPU
     seconds per generator step of the row's runs in the shipped ``benchmarks/quality.json`` when it was made with
     ``preset``, times the steps this run trains (``steps_override`` or the preset's budget, which may have changed
-    since the shipped table); empty otherwise."""
+    since the shipped table; without one, the shipped median CPU seconds); empty otherwise."""
     with contextlib.suppress(OSError, ValueError, KeyError, ZeroDivisionError):
         shipped = json.loads((ROOT / "benchmarks" / "quality.json").read_text())
         if shipped["settings"]["preset"] == preset:
-            overrides = PRESETS[preset].overrides
-            per_step: dict[str, list[float]] = {}
+            per_row: dict[str, list[tuple[float, int]]] = {}  # (CPU seconds, generator steps) of each shipped run
             for r in shipped["runs"]:
                 seconds = float(r.get("train_cpu_seconds") or r["train_seconds"])
-                per_step.setdefault(r["row"], []).append(seconds / r["generator_steps"])
-            hint = {}
-            for row, v in per_step.items():
+                per_row.setdefault(r["row"], []).append((seconds, r["generator_steps"]))
+            overrides, hint = PRESETS[preset].overrides, {}
+            for row, v in per_row.items():
                 steps = steps_override or overrides.get(ROWS[row].reference_of or row, {}).get(STEPS)
-                shipped_steps = [r["generator_steps"] for r in shipped["runs"] if r["row"] == row]
-                hint[row] = statistics.median(v) * (steps or statistics.median(shipped_steps))
+                hint[row] = (statistics.median(sec / n for sec, n in v) * steps if steps
+                             else statistics.median(sec for sec, _ in v))  # fmt: skip
             return hint
     return {}
 
